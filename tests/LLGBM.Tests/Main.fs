@@ -1,0 +1,7 @@
+module LLGBM.Tests.Main
+
+open Expecto
+
+[<EntryPoint>]
+let main argv =
+    runTestsInAssemblyWithCLIArgs [] argv
