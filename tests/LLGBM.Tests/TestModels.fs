@@ -1,0 +1,50 @@
+/// Small seeded models and inputs shared by the model tests.
+module LLGBM.Tests.TestModels
+
+open TorchSharp
+open LLGBM.Model
+
+/// Gives every parameter a clearly non-trivial value (weights N(0, 0.3), biases N(0, 0.1), norm weights
+/// 1 + N(0, 0.1)) so that every term of the forward pass matters.
+let randomize (model: Qwen2ForCausalLM) (seed: int64) =
+    use _ = torch.no_grad ()
+    let g = new torch.Generator(uint64 seed)
+
+    for struct (name: string, p: Modules.Parameter) in model.named_parameters () do
+        let std = if name.EndsWith ".bias" then 0.1 else 0.3
+        p.normal_ (0.0, std, g) |> ignore
+
+        if name.EndsWith "norm.weight" then
+            p.add_ ((1.0).ToScalar()) |> ignore
+
+/// A micro model (H 32, 2 layers, 4 heads over 2 KV heads) with random weights.
+let micro (seed: int64) =
+    let model = new Qwen2ForCausalLM(LLGBM.Checkpoints.Qwen2Presets.Micro)
+    randomize model seed
+    model.eval ()
+    model
+
+/// Token ids [B, T] drawn uniformly from the vocabulary.
+let randomIds (seed: int64) (vocab: int) (batch: int) (length: int) =
+    let g = new torch.Generator(uint64 seed)
+    torch.randint (int64 vocab, [| int64 batch; int64 length |], generator = g, dtype = torch.int64)
+
+/// Largest absolute difference between two tensors, as a float.
+let maxAbsDiff (a: torch.Tensor) (b: torch.Tensor) =
+    (a.to_type(torch.float64) - b.to_type(torch.float64)).abs().max().item<float> ()
+
+/// An int64 tensor of the given shape from row-major values.
+let longs (shape: int64 list) (values: int64 list) =
+    torch.tensor(Array.ofList values).reshape (Array.ofList shape)
+
+/// A copy of `config` with some config.json fields changed (F# cannot copy-and-update C# records).
+let withFields (fields: (string * System.Text.Json.Nodes.JsonNode) list) (config: Qwen2Config) =
+    let json = config.ToJson()
+
+    for (name, value) in fields do
+        json[name] <- value
+
+    Qwen2Config.FromJson json
+
+/// A JSON node from an F# value.
+let jnode (value: 'T) : System.Text.Json.Nodes.JsonNode = System.Text.Json.Nodes.JsonValue.Create<'T> value
