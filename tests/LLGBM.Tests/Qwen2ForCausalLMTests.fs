@@ -25,7 +25,23 @@ let private copyInto (target: Qwen2ForCausalLM) (source: Qwen2ForCausalLM) (map:
 let tests =
     testList
         "Qwen2ForCausalLM"
-        [ test "Forward: changing a future token never changes earlier hidden states" {
+        [ for tied in [ false; true ] do
+              test $"Forward matches the plain-array reference implementation (tied = {tied})" {
+                  let config = Qwen2Presets.Micro |> withFields [ "tie_word_embeddings", jnode tied ]
+                  let weights = ReferenceQwen2.randomWeights (refConfig config) 42
+                  use model = new Qwen2ForCausalLM(config)
+                  loadOracleWeights model weights
+                  let ids = [| 3; 17; 60; 0; 42; 17; 9 |]
+                  let expected = ReferenceQwen2.forward (refConfig config) weights (Array.init ids.Length id) ids
+                  use out = forward model (longs [ 1L; int64 ids.Length ] (ids |> Array.map int64 |> List.ofArray)) (ForwardOptions(OutputHiddenStates = true))
+                  let toTensor (rows: float[][]) = torch.tensor(Array.concat rows).reshape (int64 rows.Length, -1L)
+                  Expect.isLessThan (maxAbsDiff (out.Logits[0]) (toTensor expected.Logits)) 1e-4 "logits"
+
+                  expected.HiddenStates
+                  |> Array.iteri (fun i h -> Expect.isLessThan (maxAbsDiff (out.HiddenStates[i][0]) (toTensor h)) 1e-4 $"hidden state {i}")
+              }
+
+          test "Forward: changing a future token never changes earlier hidden states" {
               use model = micro 1L
               use ids = randomIds 2L 64 2 9
               use changed = ids.clone ()

@@ -48,3 +48,26 @@ let withFields (fields: (string * System.Text.Json.Nodes.JsonNode) list) (config
 
 /// A JSON node from an F# value.
 let jnode (value: 'T) : System.Text.Json.Nodes.JsonNode = System.Text.Json.Nodes.JsonValue.Create<'T> value
+
+/// The oracle's view of an architecture.
+let refConfig (config: Qwen2Config) : ReferenceQwen2.RefConfig =
+    { Hidden = config.HiddenSize
+      Intermediate = config.IntermediateSize
+      Layers = config.NumHiddenLayers
+      Heads = config.NumAttentionHeads
+      KvHeads = config.NumKeyValueHeads
+      HeadDim = config.HeadDim
+      Vocab = config.VocabSize
+      RmsEps = config.RmsNormEps
+      RopeTheta = config.RopeTheta
+      TiedEmbeddings = config.TieWordEmbeddings }
+
+/// Copies oracle weights (name -> shape, data) into a model's parameters of the same names; every parameter
+/// must be covered.
+let loadOracleWeights (model: Qwen2ForCausalLM) (weights: ReferenceQwen2.Weights) =
+    use _ = torch.no_grad ()
+
+    for KeyValue(name, t) in model.state_dict () do
+        let (shape, data) = weights[name]
+        use source = torch.tensor(data).reshape (shape |> Array.map int64)
+        t.copy_ source |> ignore
