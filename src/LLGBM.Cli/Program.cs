@@ -1,9 +1,7 @@
-using System.Reflection;
-var asm = typeof(TorchSharp.torch).Assembly;
-foreach (var t in asm.GetTypes())
-  foreach (var m in t.GetMembers(BindingFlags.Public|BindingFlags.Static|BindingFlags.Instance|BindingFlags.DeclaredOnly))
-  {
-    var n = m.Name;
-    if (args.Any(a => n == a) && (t.FullName!.Contains("torch+nn") || t.FullName.EndsWith("torch") || t.FullName.EndsWith("Tensor")|| t.FullName.EndsWith("Module")))
-      Console.WriteLine($"{t.FullName}::{m}");
-  }
+using System.CommandLine;
+using LLGBM.Cli.Commands;
+
+var root = new RootCommand(
+    "LLGBM: behaviour-supervised LoRA generation for Qwen2-family models. Run a command with --help for its options.");
+root.Subcommands.Add(BenchCommand.Create());
+return root.Parse(args).Invoke();

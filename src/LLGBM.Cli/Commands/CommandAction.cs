@@ -1,0 +1,25 @@
+using System.CommandLine;
+
+namespace LLGBM.Cli.Commands;
+
+/// <summary>Runs a command body and turns LLGBM's errors into a one-line message and exit code 2.</summary>
+public static class CommandAction
+{
+    /// <summary>Exit code for bad input or a failed check.</summary>
+    public const int InputError = 2;
+
+    /// <summary>Sets <paramref name="body"/> as the action of <paramref name="command"/>.</summary>
+    public static void Set(Command command, Func<ParseResult, int> body) =>
+        command.SetAction(parse =>
+        {
+            try
+            {
+                return body(parse);
+            }
+            catch (LlgbmException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return InputError;
+            }
+        });
+}
