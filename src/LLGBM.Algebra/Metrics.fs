@@ -22,4 +22,5 @@ let l2 (a: float32[]) (b: float32[]) : float =
     if a.Length <> b.Length then
         invalidArg (nameof b) $"l2: vectors of length {a.Length} and {b.Length}"
 
-    Array.fold2 (fun acc (x: float32) (y: float32) -> acc + (float x - float y) ** 2.0) 0.0 a b |> sqrt
+    Array.fold2 (fun acc (x: float32) (y: float32) -> acc + (float x - float y) ** 2.0) 0.0 a b
+    |> sqrt

@@ -9,13 +9,19 @@ let mutable private counts = (0, 0, 0)
 let private printer =
     let standard = defaultConfig.printer
 
-    { standard with
-        summary =
-            fun config summary ->
-                async {
-                    do! standard.summary config summary
-                    counts <- (summary.passed.Length, summary.failed.Length + summary.errored.Length, summary.ignored.Length)
-                } }
+    {
+        standard with
+            summary =
+                fun config summary ->
+                    async {
+                        do! standard.summary config summary
+
+                        counts <-
+                            (summary.passed.Length,
+                             summary.failed.Length + summary.errored.Length,
+                             summary.ignored.Length)
+                    }
+    }
 
 [<EntryPoint>]
 let main argv =

@@ -31,11 +31,11 @@ let randomIds (seed: int64) (vocab: int) (batch: int) (length: int) =
 
 /// Largest absolute difference between two tensors, as a float.
 let maxAbsDiff (a: torch.Tensor) (b: torch.Tensor) =
-    (a.to_type(torch.float64) - b.to_type(torch.float64)).abs().max().item<float> ()
+    (a.to_type (torch.float64) - b.to_type (torch.float64)).abs().max().item<float>()
 
 /// An int64 tensor of the given shape from row-major values.
 let longs (shape: int64 list) (values: int64 list) =
-    torch.tensor(Array.ofList values).reshape (Array.ofList shape)
+    torch.tensor(Array.ofList values).reshape(Array.ofList shape)
 
 /// A copy of `config` with some config.json fields changed (F# cannot copy-and-update C# records).
 let withFields (fields: (string * System.Text.Json.Nodes.JsonNode) list) (config: Qwen2Config) =
@@ -47,20 +47,22 @@ let withFields (fields: (string * System.Text.Json.Nodes.JsonNode) list) (config
     Qwen2Config.FromJson json
 
 /// A JSON node from an F# value.
-let jnode (value: 'T) : System.Text.Json.Nodes.JsonNode = System.Text.Json.Nodes.JsonValue.Create<'T> value
+let jnode (value: 'T) : System.Text.Json.Nodes.JsonNode =
+    System.Text.Json.Nodes.JsonValue.Create<'T> value
 
 /// The oracle's view of an architecture.
-let refConfig (config: Qwen2Config) : ReferenceQwen2.RefConfig =
-    { Hidden = config.HiddenSize
-      Intermediate = config.IntermediateSize
-      Layers = config.NumHiddenLayers
-      Heads = config.NumAttentionHeads
-      KvHeads = config.NumKeyValueHeads
-      HeadDim = config.HeadDim
-      Vocab = config.VocabSize
-      RmsEps = config.RmsNormEps
-      RopeTheta = config.RopeTheta
-      TiedEmbeddings = config.TieWordEmbeddings }
+let refConfig (config: Qwen2Config) : ReferenceQwen2.RefConfig = {
+    Hidden = config.HiddenSize
+    Intermediate = config.IntermediateSize
+    Layers = config.NumHiddenLayers
+    Heads = config.NumAttentionHeads
+    KvHeads = config.NumKeyValueHeads
+    HeadDim = config.HeadDim
+    Vocab = config.VocabSize
+    RmsEps = config.RmsNormEps
+    RopeTheta = config.RopeTheta
+    TiedEmbeddings = config.TieWordEmbeddings
+}
 
 /// Copies oracle weights (name -> shape, data) into a model's parameters of the same names; every parameter
 /// must be covered.
@@ -69,5 +71,13 @@ let loadOracleWeights (model: Qwen2ForCausalLM) (weights: ReferenceQwen2.Weights
 
     for KeyValue(name, t) in model.state_dict () do
         let (shape, data) = weights[name]
-        use source = torch.tensor(data).reshape (shape |> Array.map int64)
+        use source = torch.tensor(data).reshape(shape |> Array.map int64)
         t.copy_ source |> ignore
+
+/// The message of the `'E` that `f` throws; fails the test when it throws nothing.
+let errorMessage<'E when 'E :> exn> (f: unit -> unit) : string =
+    try
+        f ()
+        Expecto.Tests.failtestf "expected %s, but nothing was thrown" typeof<'E>.Name
+    with :? 'E as e ->
+        e.Message

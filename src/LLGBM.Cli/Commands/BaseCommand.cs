@@ -10,7 +10,7 @@ public static class BaseCommand
     /// <summary>Creates the <c>base</c> command and its subcommands.</summary>
     public static Command Create()
     {
-        var command = new Command("base", "Base models: create and (later) pretrain Qwen2-architecture checkpoints.");
+        var command = new Command("base", "Base models as Hugging Face checkpoint directories.");
         command.Subcommands.Add(CreateInit());
         return command;
     }
@@ -38,7 +38,7 @@ public static class BaseCommand
             model.InitializeWeights(parse.GetValue(seed));
             Qwen2Checkpoint.Save(model, dir, storage, parse.GetValue(shard) ?? long.MaxValue);
             var parameters = model.parameters().Sum(p => p.numel());
-            Console.WriteLine($"wrote {dir}: {parse.GetValue(preset)}, {parameters:N0} parameters, stored as {Qwen2Checkpoint.DtypeName(storage)}");
+            CommandAction.Out(parse).WriteLine($"wrote {dir}: {parse.GetValue(preset)}, {parameters:N0} parameters, stored as {Qwen2Checkpoint.DtypeName(storage)}");
             return 0;
         });
         return command;

@@ -66,10 +66,10 @@ public static class BenchCommand
             };
             if (settings.Batch <= 0 || settings.Length <= 0 || settings.Iterations <= 0)
                 throw new LlgbmException("--batch, --seq and --iters must be positive.");
-            var result = ForwardBenchmark.Run(settings, line => Console.Error.WriteLine($"[bench] {line}"));
+            var result = ForwardBenchmark.Run(settings, line => CommandAction.Err(parse).WriteLine($"[bench] {line}"));
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+                CommandAction.Out(parse).WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
                 return 0;
             }
             var table = new Table().AddColumns("measure", "value");
@@ -82,7 +82,7 @@ public static class BenchCommand
             table.AddRow("achieved GFLOP/s", $"{result.AchievedGflopsPerSecond:F1}");
             table.AddRow($"matmul {result.MatmulSize}² GFLOP/s", $"{result.MatmulGflopsPerSecond:F1}");
             table.AddRow("model FLOP utilisation (vs matmul)", $"{result.ModelFlopUtilisation:P1}");
-            AnsiConsole.Write(table);
+            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(CommandAction.Out(parse)) }).Write(table);
             return 0;
         });
         return command;

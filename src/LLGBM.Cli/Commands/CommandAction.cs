@@ -18,8 +18,14 @@ public static class CommandAction
             }
             catch (LlgbmException e)
             {
-                Console.Error.WriteLine($"error: {e.Message}");
+                parse.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
                 return InputError;
             }
         });
+
+    /// <summary>Where a command writes its results (standard output unless the caller redirected it).</summary>
+    public static TextWriter Out(ParseResult parse) => parse.InvocationConfiguration.Output;
+
+    /// <summary>Where a command writes progress and diagnostics (standard error unless redirected).</summary>
+    public static TextWriter Err(ParseResult parse) => parse.InvocationConfiguration.Error;
 }

@@ -37,14 +37,16 @@ public static class ForwardCommand
             using var logits = output.Logits![0].to_type(ScalarType.Float32).cpu();
             if (parse.GetValue(json))
             {
-                WriteJson(Console.OpenStandardOutput(), hidden, logits);
+                WriteJson(CommandAction.Out(parse), hidden, logits);
                 return 0;
             }
-            Console.WriteLine($"{dir}: {tokens.Length} tokens, hidden_last [{string.Join(", ", hidden.shape)}], logits [{string.Join(", ", logits.shape)}]");
-            using var top = logits[-1].topk(5);
-            var best = top.indices.data<long>().ToArray();
-            var scores = top.values.data<float>().ToArray();
-            Console.WriteLine($"most likely next tokens: {string.Join(", ", best.Zip(scores, (t, s) => $"{t} ({s:F3})"))}");
+            CommandAction.Out(parse).WriteLine($"{dir}: {tokens.Length} tokens, hidden_last [{string.Join(", ", hidden.shape)}], logits [{string.Join(", ", logits.shape)}]");
+            var (values, indexes) = logits[-1].topk(Math.Min(5, (int)logits.shape[1]));
+            using var topValues = values;
+            using var topIndexes = indexes;
+            var best = topIndexes.data<long>().ToArray();
+            var scores = topValues.data<float>().ToArray();
+            CommandAction.Out(parse).WriteLine($"most likely next tokens: {string.Join(", ", best.Zip(scores, (t, s) => $"{t} ({s:F3})"))}");
             return 0;
         });
         return command;
@@ -59,16 +61,18 @@ public static class ForwardCommand
         return parts.Select(p => long.TryParse(p, out var id) ? id : throw new LlgbmException($"--ids: \"{p}\" is not an integer token id.")).ToArray();
     }
 
-    static void WriteJson(Stream stream, Tensor hidden, Tensor logits)
+    static void WriteJson(TextWriter output, Tensor hidden, Tensor logits)
     {
-        using var writer = new Utf8JsonWriter(stream);
-        writer.WriteStartObject();
-        WriteMatrix(writer, "hidden_last", hidden);
-        WriteMatrix(writer, "logits", logits);
-        writer.WriteEndObject();
-        writer.Flush();
-        stream.WriteByte((byte)'\n');
-        stream.Flush();
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            WriteMatrix(writer, "hidden_last", hidden);
+            WriteMatrix(writer, "logits", logits);
+            writer.WriteEndObject();
+        }
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+        output.Flush();
     }
 
     static void WriteMatrix(Utf8JsonWriter writer, string name, Tensor matrix)

@@ -35,6 +35,17 @@ public sealed class Qwen2ForCausalLM : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Loads a Hugging Face checkpoint directory (see <see cref="Checkpoints.Qwen2Checkpoint.Load"/>): weights are
+    /// converted to <paramref name="dtype"/> on <paramref name="device"/>, names are matched strictly.
+    /// </summary>
+    public static Qwen2ForCausalLM FromPretrained(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32) =>
+        Checkpoints.Qwen2Checkpoint.Load(directory, device, dtype);
+
+    /// <summary>Writes this model as a Hugging Face checkpoint directory (see <see cref="Checkpoints.Qwen2Checkpoint.Save"/>).</summary>
+    public void SavePretrained(string directory, ScalarType? storage = null, long maxShardBytes = long.MaxValue) =>
+        Checkpoints.Qwen2Checkpoint.Save(this, directory, storage, maxShardBytes);
+
     /// <summary>The device holding the parameters.</summary>
     public Device Device => model.embed_tokens.weight!.device;
 

@@ -1,0 +1,30 @@
+using System.CommandLine;
+using LLGBM.Cli.Commands;
+
+namespace LLGBM.Cli;
+
+/// <summary>The <c>llgbm</c> command tree (also used in-process by tests and scripts).</summary>
+public static class LlgbmCommand
+{
+    /// <summary>Creates the root command with every subcommand.</summary>
+    public static RootCommand Create()
+    {
+        var root = new RootCommand(
+            "LLGBM: behaviour-supervised LoRA generation for Qwen2-family models. Run a command with --help for its options.");
+        root.Subcommands.Add(BaseCommand.Create());
+        root.Subcommands.Add(ForwardCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        return root;
+    }
+
+    /// <summary>Runs the command line <paramref name="args"/>, writing to the given writers; returns the exit code.</summary>
+    public static int Run(string[] args, TextWriter? output = null, TextWriter? error = null)
+    {
+        var invocation = new InvocationConfiguration();
+        if (output is not null)
+            invocation.Output = output;
+        if (error is not null)
+            invocation.Error = error;
+        return Create().Parse(args).Invoke(invocation);
+    }
+}

@@ -1,0 +1,107 @@
+module LLGBM.Tests.CliTests
+
+open System.IO
+open System.Text.Json
+open Expecto
+open LLGBM.Cli
+open LLGBM.Model
+open LLGBM.Tests.TestModels
+open LLGBM.Tests.SafetensorsTests.Kit
+
+/// Runs `llgbm args` in-process; returns (exit code, stdout, stderr).
+let private llgbm (args: string list) =
+    use out = new StringWriter()
+    use err = new StringWriter()
+    let code = LlgbmCommand.Run(Array.ofList args, out, err)
+    code, out.ToString(), err.ToString()
+
+[<Tests>]
+let tests =
+    testList "Cli" [
+        test "base init writes a checkpoint that forward --json evaluates like the library" {
+            withTempDir (fun dir ->
+                let (code, _, err) =
+                    llgbm [ "base"; "init"; "--preset"; "micro"; "--out"; dir; "--seed"; "3" ]
+
+                Expect.equal code 0 err
+
+                let (code, json, err) =
+                    llgbm [ "forward"; "--model"; dir; "--ids"; "5,1,60"; "--json" ]
+
+                Expect.equal code 0 err
+                use doc = JsonDocument.Parse json
+
+                let matrix (name: string) = [|
+                    for row in doc.RootElement.GetProperty(name).EnumerateArray() ->
+                        [| for v in row.EnumerateArray() -> v.GetSingle() |]
+                |]
+
+                let hidden = matrix "hidden_last"
+                let logits = matrix "logits"
+                Expect.equal (hidden.Length, hidden[0].Length) (3, 32) "hidden_last [T, H]"
+                Expect.equal (logits.Length, logits[0].Length) (3, 64) "logits [T, V]"
+                use model = Qwen2ForCausalLM.FromPretrained dir
+                use out = model.Forward(longs [ 1L; 3L ] [ 5L; 1L; 60L ])
+                let expected = out.Logits[0].data<float32>().ToArray()
+                Expect.sequenceEqual (Array.concat logits) expected "the printed logits are the model's")
+        }
+        test "base init refuses to overwrite without --force" {
+            withTempDir (fun dir ->
+                let (code, _, _) = llgbm [ "base"; "init"; "--preset"; "micro"; "--out"; dir ]
+                Expect.equal code 0 "first"
+                let (code, _, err) = llgbm [ "base"; "init"; "--preset"; "micro"; "--out"; dir ]
+                Expect.equal code 2 "refused"
+                Expect.stringContains err "--force" "says how"
+
+                let (code, _, _) =
+                    llgbm [ "base"; "init"; "--preset"; "micro"; "--out"; dir; "--force" ]
+
+                Expect.equal code 0 "forced")
+        }
+        test "forward rejects ids outside the vocabulary and unparsable ids with exit code 2" {
+            withTempDir (fun dir ->
+                llgbm [ "base"; "init"; "--preset"; "micro"; "--out"; dir ] |> ignore
+                let (code, _, err) = llgbm [ "forward"; "--model"; dir; "--ids"; "1,64" ]
+                Expect.equal code 2 "out of range"
+                Expect.stringContains err "64" "names the id"
+                let (code, _, err) = llgbm [ "forward"; "--model"; dir; "--ids"; "1,x" ]
+                Expect.equal code 2 "not a number"
+                Expect.stringContains err "\"x\"" "names the token")
+        }
+        test "bench forward --json reports throughput and utilisation against a matmul" {
+            let (code, json, err) =
+                llgbm [
+                    "bench"
+                    "forward"
+                    "--preset"
+                    "micro"
+                    "--batch"
+                    "2"
+                    "--seq"
+                    "16"
+                    "--iters"
+                    "2"
+                    "--warmup"
+                    "1"
+                    "--matmul-size"
+                    "128"
+                    "--json"
+                ]
+
+            Expect.equal code 0 err
+            use doc = JsonDocument.Parse json
+
+            let get (name: string) =
+                doc.RootElement.GetProperty(name).GetDouble()
+
+            Expect.isGreaterThan (get "tokens_per_second") 0.0 "tokens/s"
+
+            Expect.floatClose
+                Accuracy.medium
+                (get "model_flop_utilisation")
+                (get "achieved_gflops_per_second" / get "matmul_gflops_per_second")
+                "ratio"
+
+            Expect.equal (doc.RootElement.GetProperty("parameters").GetInt64()) 19744L "micro has 19,744 parameters"
+        }
+    ]
