@@ -15,7 +15,8 @@ public sealed class Qwen2RotaryEmbedding : nn.Module
     {
         var exponents = arange(0, headDim, 2, dtype: ScalarType.Float64, device: device) / headDim;
         using var powers = pow(theta, exponents);
-        register_buffer("inv_freq", (1.0 / powers).to_type(ScalarType.Float32), persistent: false);
+        // The buffer belongs to the module, not to whatever dispose scope is active while the module is built.
+        register_buffer("inv_freq", (1.0 / powers).to_type(ScalarType.Float32).DetachFromDisposeScope(), persistent: false);
         exponents.Dispose();
     }
 
