@@ -23,49 +23,60 @@ let private across (n: int) (step: unit -> unit) =
 [<Tests>]
 let tests =
     testSequenced
-    <| testList
-        "MemoryDiscipline"
-        [ test "Forward: live tensor count does not grow across passes (padding, cache, hidden states)" {
-              use model = micro 1L
-              use ids = randomIds 2L 64 2 6
-              use mask = longs [ 2L; 6L ] [ 0L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L ]
+    <| testList "MemoryDiscipline" [
+        test "Forward: live tensor count does not grow across passes (padding, cache, hidden states)" {
+            use model = micro 1L
+            use ids = randomIds 2L 64 2 6
+            use mask = longs [ 2L; 6L ] [ 0L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L; 1L ]
 
-              let before, after =
-                  across 5 (fun () ->
-                      use _ = torch.no_grad ()
-                      use out = model.Forward(ids, ForwardOptions(AttentionMask = mask, OutputHiddenStates = true))
-                      use cache = new KvCache(model.Config.NumHiddenLayers)
-                      use prefill = model.Forward(ids, ForwardOptions(AttentionMask = mask, Cache = cache))
-                      use last = out.LastTokenHidden()
-                      ())
+            let before, after =
+                across 5 (fun () ->
+                    use _ = torch.no_grad ()
 
-              Expect.equal after before "no tensor leaks from Forward"
-          }
+                    use out =
+                        model.Forward(ids, ForwardOptions(AttentionMask = mask, OutputHiddenStates = true))
 
-          test "Training steps: live tensor count does not grow across forward, backward and AdamW steps" {
-              use model = micro 3L
-              model.train ()
-              use ids = randomIds 4L 64 2 8
-              use optimizer = torch.optim.AdamW(model.parameters (), 1e-3)
+                    use cache = new KvCache(model.Config.NumHiddenLayers)
 
-              let before, after =
-                  across 4 (fun () ->
-                      // one dispose scope per training step, as the trainers do
-                      use _ = torch.NewDisposeScope()
-                      optimizer.zero_grad ()
-                      use out = model.Forward(ids, ForwardOptions(Logits = LogitPositions.All))
-                      use loss = torch.nn.functional.cross_entropy (out.Logits.reshape (-1L, 64L), ids.reshape (-1L))
-                      loss.backward ()
-                      optimizer.step () |> ignore)
+                    use prefill =
+                        model.Forward(ids, ForwardOptions(AttentionMask = mask, Cache = cache))
 
-              Expect.equal after before "no tensor leaks per training step"
-          }
+                    use last = out.LastTokenHidden()
+                    ())
 
-          test "Generate: live tensor count does not grow across calls" {
-              use model = micro 5L
-              let before, after =
-                  across 3 (fun () ->
-                      TextGeneration.Generate(model, [| [| 1; 2; 3 |]; [| 4 |] |], GenerationOptions(MaxNewTokens = 5)) |> ignore)
+            Expect.equal after before "no tensor leaks from Forward"
+        }
 
-              Expect.equal after before "no tensor leaks from Generate"
-          } ]
+        test "Training steps: live tensor count does not grow across forward, backward and AdamW steps" {
+            use model = micro 3L
+            model.train ()
+            use ids = randomIds 4L 64 2 8
+            use optimizer = torch.optim.AdamW(model.parameters (), 1e-3)
+
+            let before, after =
+                across 4 (fun () ->
+                    // one dispose scope per training step, as the trainers do
+                    use _ = torch.NewDisposeScope()
+                    optimizer.zero_grad ()
+                    use out = model.Forward(ids, ForwardOptions(Logits = LogitPositions.All))
+
+                    use loss =
+                        torch.nn.functional.cross_entropy (out.Logits.reshape (-1L, 64L), ids.reshape (-1L))
+
+                    loss.backward ()
+                    optimizer.step () |> ignore)
+
+            Expect.equal after before "no tensor leaks per training step"
+        }
+
+        test "Generate: live tensor count does not grow across calls" {
+            use model = micro 5L
+
+            let before, after =
+                across 3 (fun () ->
+                    TextGeneration.Generate(model, [| [| 1; 2; 3 |]; [| 4 |] |], GenerationOptions(MaxNewTokens = 5))
+                    |> ignore)
+
+            Expect.equal after before "no tensor leaks from Generate"
+        }
+    ]

@@ -266,6 +266,19 @@ let tests =
             Expect.isGreaterThan (maxAbsDiff out.Logits tiedGuess) 1e-2 "not the embedding matrix"
         }
 
+        test "Forward: a model built inside a dispose scope still runs after the scope ends" {
+            let built =
+                use _ = torch.NewDisposeScope()
+                micro 22L
+
+            use built = built
+            use reference = micro 22L
+            use ids = randomIds 23L 64 2 5
+            use a = forward built ids plain
+            use b = forward reference ids plain
+            Expect.equal (maxAbsDiff a.Logits b.Logits) 0.0 "same logits as a model built outside any scope"
+        }
+
         test "Forward: a bad attention mask shape is a clear error" {
             use model = micro 20L
             use ids = randomIds 21L 64 2 5

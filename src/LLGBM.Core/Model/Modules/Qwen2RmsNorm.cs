@@ -20,6 +20,8 @@ public sealed class Qwen2RmsNorm : nn.Module<Tensor, Tensor>
         : base(nameof(Qwen2RmsNorm))
     {
         weight = new Parameter(ones(size, dtype: dtype, device: device));
+        // The parameter belongs to the module, not to whatever dispose scope is active while the module is built.
+        weight.DetachFromDisposeScope();
         this.eps = eps;
         RegisterComponents();
     }

@@ -6,7 +6,7 @@ namespace LLGBM.Model.Modules;
 /// <summary>
 /// NeoX-style (non-interleaved) rotary position embedding: <c>inv_freq[j] = 1 / θ^(2j/hd)</c> for j &lt; hd/2,
 /// angles <c>pos ⊗ inv_freq</c> duplicated to hd, built in float32. <c>inv_freq</c> is a non-persistent buffer:
-/// it moves with the module but is not part of the state dict.
+/// it moves with the module (and stays float32 when the module's dtype changes) but is not part of the state dict.
 /// </summary>
 public sealed class Qwen2RotaryEmbedding : nn.Module
 {
@@ -15,8 +15,34 @@ public sealed class Qwen2RotaryEmbedding : nn.Module
     {
         var exponents = arange(0, headDim, 2, dtype: ScalarType.Float64, device: device) / headDim;
         using var powers = pow(theta, exponents);
-        register_buffer("inv_freq", (1.0 / powers).to_type(ScalarType.Float32), persistent: false);
+        // The buffer belongs to the module, not to whatever dispose scope is active while the module is built.
+        register_buffer("inv_freq", (1.0 / powers).to_type(ScalarType.Float32).DetachFromDisposeScope(), persistent: false);
         exponents.Dispose();
+    }
+
+    /// <summary>
+    /// Moves <c>inv_freq</c> along when the module moves to another device. TorchSharp's <c>named_buffers</c> skips a
+    /// module's own non-persistent buffers, so the base class would leave it behind. A dtype change leaves it float32.
+    /// </summary>
+    protected override void _toEpilog(ScalarType? dtype, Device? device, bool non_blocking)
+    {
+        base._toEpilog(dtype, device, non_blocking);
+        var invFreq = get_buffer("inv_freq")!;
+        if (device is null || (invFreq.device_type == device.type && invFreq.device_index == device.index))
+            return;
+        var moved = invFreq.to(device, non_blocking: non_blocking).DetachFromDisposeScope();
+        if (ReferenceEquals(moved, invFreq))
+            return;
+        ConditionallyRegisterBuffer("inv_freq", moved, persistent: false);
+        invFreq.Dispose();
+    }
+
+    /// <summary>Disposes <c>inv_freq</c> too, which the base class does not see (see <see cref="_toEpilog"/>).</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+            get_buffer("inv_freq")?.Dispose();
+        base.Dispose(disposing);
     }
 
     /// <summary>
