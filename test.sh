@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 dotnet tool restore >/dev/null
-dotnet build LLGBM.sln -c Release --nologo -v quiet -clp:ErrorsOnly
+dotnet build LLGBM.sln -c Release --nologo -v quiet "-clp:ErrorsOnly;NoSummary"
 exec dotnet run --project tests/LLGBM.Tests -c Release --no-build -- --no-spinner "$@"

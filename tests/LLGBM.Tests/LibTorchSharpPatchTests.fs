@@ -18,32 +18,41 @@ let private packageOriginal =
     Path.Combine(root, "torchsharp", "0.107.0", "runtimes", "linux-x64", "native", "libLibTorchSharp.so")
 
 let private systemHasGlibcxx3432 () =
-    [ "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"; "/lib/x86_64-linux-gnu/libstdc++.so.6"; "/usr/lib64/libstdc++.so.6" ]
+    [
+        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"
+        "/lib/x86_64-linux-gnu/libstdc++.so.6"
+        "/usr/lib64/libstdc++.so.6"
+    ]
     |> List.exists (fun p ->
         File.Exists p
         && (File.ReadAllBytes p |> Text.Encoding.ASCII.GetString).Contains("GLIBCXX_3.4.32\000"))
 
 [<Tests>]
 let tests =
-    testList
-        "LibTorchSharpPatch"
-        [ test "the build output differs from the package's shim by the weak flag alone, and the package is untouched" {
-              if OperatingSystem.IsLinux() && File.Exists packageOriginal && File.Exists outputCopy then
-                  let original = File.ReadAllBytes packageOriginal
-                  let patched = File.ReadAllBytes outputCopy
-                  Expect.equal patched.Length original.Length "same size"
+    testList "LibTorchSharpPatch" [
+        test "the build output differs from the package's shim by the weak flag alone, and the package is untouched" {
+            if
+                OperatingSystem.IsLinux()
+                && File.Exists packageOriginal
+                && File.Exists outputCopy
+            then
+                let original = File.ReadAllBytes packageOriginal
+                let patched = File.ReadAllBytes outputCopy
+                Expect.equal patched.Length original.Length "same size"
 
-                  let differences =
-                      [ for i in 0 .. original.Length - 1 do
-                            if original[i] <> patched[i] then
-                                yield i ]
+                let differences = [
+                    for i in 0 .. original.Length - 1 do
+                        if original[i] <> patched[i] then
+                            yield i
+                ]
 
-                  if systemHasGlibcxx3432 () then
-                      Expect.isEmpty differences "nothing to patch where the system libstdc++ is new enough"
-                  else
-                      // One byte: the low byte of vna_flags of the GLIBCXX_3.4.32 requirement, with VER_FLG_WEAK (0x2) added.
-                      Expect.equal differences.Length 1 "exactly one byte changed"
-                      let i = differences.Head
-                      Expect.equal patched[i] (original[i] ||| 2uy) "VER_FLG_WEAK added"
-                      Expect.equal (original[i] &&& 2uy) 0uy "the package's copy is still strong"
-          } ]
+                if systemHasGlibcxx3432 () then
+                    Expect.isEmpty differences "nothing to patch where the system libstdc++ is new enough"
+                else
+                    // One byte: the low byte of vna_flags of the GLIBCXX_3.4.32 requirement, with VER_FLG_WEAK (0x2) added.
+                    Expect.equal differences.Length 1 "exactly one byte changed"
+                    let i = differences.Head
+                    Expect.equal patched[i] (original[i] ||| 2uy) "VER_FLG_WEAK added"
+                    Expect.equal (original[i] &&& 2uy) 0uy "the package's copy is still strong"
+        }
+    ]

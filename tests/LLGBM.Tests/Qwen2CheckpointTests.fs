@@ -165,6 +165,11 @@ let tests =
 
         test "Load: a directory without config.json or weights is a clear error" {
             withTempDir (fun dir ->
+                Expect.stringContains
+                    (loadError (Path.Combine(dir, "absent")))
+                    "no such checkpoint directory"
+                    "no directory"
+
                 Expect.stringContains (loadError dir) "config.json" "no config"
                 File.WriteAllText(Path.Combine(dir, "config.json"), Qwen2Presets.Micro.ToJsonString())
                 Expect.stringContains (loadError dir) "model.safetensors" "no weights")

@@ -20,6 +20,8 @@ public static class Qwen2Checkpoint
     /// </summary>
     public static Qwen2ForCausalLM Load(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
+        if (!Directory.Exists(directory))
+            throw new LlgbmException($"{directory}: no such checkpoint directory.");
         var config = Qwen2Config.Load(Path.Combine(directory, "config.json"));
         using var reader = CheckpointWeights.Open(directory);
         var model = new Qwen2ForCausalLM(config, device, dtype);

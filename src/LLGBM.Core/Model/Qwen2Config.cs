@@ -98,9 +98,13 @@ public sealed record Qwen2Config
         {
             throw new LlgbmException($"{path}: not valid JSON ({e.Message}).", e);
         }
-        catch (FileNotFoundException e)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new LlgbmException($"{path}: no config.json found.", e);
+            throw new LlgbmException($"{path}: not found; a Hugging Face checkpoint directory holds config.json.", e);
+        }
+        catch (IOException e)
+        {
+            throw new LlgbmException($"{path}: cannot be read ({e.Message}).", e);
         }
         if (root is not JsonObject obj)
             throw new LlgbmException($"{path}: expected a JSON object.");
