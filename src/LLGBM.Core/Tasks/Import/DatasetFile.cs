@@ -63,9 +63,9 @@ public static class DatasetFile
             using var stream = File.OpenRead(path);
             records = ParquetSerializer.DeserializeUntypedAsync(stream, ParquetReading).GetAwaiter().GetResult().Data;
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or InvalidOperationException
-                                      or ArgumentException or ParquetException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // Parquet.Net reports corrupt or unsupported files with several exception types.
             throw new TaskFormatException(path, $"not a readable Parquet file ({e.Message}).", e);
         }
         var rows = new List<DatasetRow>(records.Count);
