@@ -78,3 +78,101 @@ let tokenSequenceArb (vocab: int) : Arbitrary<int[]> =
 /// `unequalBatch` with shrinking towards fewer and shorter rows.
 let unequalBatchArb (vocab: int) : Arbitrary<int[][]> =
     Arb.fromGenShrink (unequalBatch vocab, shrinkBatch)
+
+/// Text fragments that stress JSON escaping: quotes, backslashes, newlines, tabs, non-ASCII and astral characters,
+/// markup, and inner spaces. Every fragment has a non-space character.
+let private textFragments = [|
+    "a"
+    "Question: 2 + 2 ="
+    "\"quoted\""
+    "back\\slash"
+    "line\nbreak"
+    "tab\there"
+    "Ünïcödé ß"
+    "日本語"
+    "emoji 😀"
+    "</script> & <b>"
+    "  padded  "
+    "{\"json\": [1]}"
+|]
+
+/// A task text: 1..3 fragments of `textFragments` joined by spaces (never empty or blank).
+let taskText: Gen<string> =
+    gen {
+        let! count = Gen.choose (1, 3)
+        let! parts = Gen.elements textFragments |> Gen.arrayOfLength count
+        return System.String.Join(" ", parts)
+    }
+
+/// A valid example of a task of kind `kind`: a multiple-choice one has 2..5 choices and the letter of one of them.
+let taskExample (kind: LLGBM.Tasks.TaskKind) : Gen<LLGBM.Tasks.TaskExample> =
+    gen {
+        let! prompt = taskText
+
+        match kind with
+        | LLGBM.Tasks.TaskKind.MultipleChoice ->
+            let! count = Gen.choose (2, 5)
+            let! choices = taskText |> Gen.arrayOfLength count
+            let! right = Gen.choose (0, count - 1)
+
+            return LLGBM.Tasks.TaskExample(Prompt = prompt, Answer = string (char (int 'A' + right)), Choices = choices)
+        | _ ->
+            let! answer = taskText
+            return LLGBM.Tasks.TaskExample(Prompt = prompt, Answer = answer)
+    }
+
+/// A valid task: either kind, any extraction, optional instruction and description, 0..2 components, 0..6 training
+/// and 0..4 test examples.
+let taskData: Gen<LLGBM.Tasks.TaskData> =
+    gen {
+        let! kind =
+            Gen.elements [ LLGBM.Tasks.TaskKind.Generation; LLGBM.Tasks.TaskKind.MultipleChoice ]
+
+        let! extraction =
+            Gen.elements (System.Enum.GetValues<LLGBM.Tasks.AnswerExtraction>())
+
+        let! name = Gen.elements [ "arith-add-3"; "arc-easy"; "task with spaces"; "tâche" ]
+        let! domain = taskText
+        let! instruction = Gen.optionOf taskText
+        let! description = Gen.optionOf taskText
+        let! componentCount = Gen.choose (0, 2)
+        let! components = taskText |> Gen.arrayOfLength componentCount
+        let! trainCount = Gen.choose (0, 6)
+        let! train = taskExample kind |> Gen.arrayOfLength trainCount
+        let! testCount = Gen.choose (0, 4)
+        let! test = taskExample kind |> Gen.arrayOfLength testCount
+
+        let spec =
+            LLGBM.Tasks.TaskSpec(
+                Name = name,
+                Domain = domain,
+                Kind = kind,
+                Extraction = extraction,
+                Instruction = Option.toObj instruction,
+                Description = Option.toObj description,
+                Components = components
+            )
+
+        return LLGBM.Tasks.TaskData(spec, train, test)
+    }
+
+/// A generation task named "gen" whose training split has `count` examples with prompts "p0", "p1", … and answers
+/// "a0", "a1", … (so an example's index can be read off its prompt).
+let numberedTask (count: int) =
+    let spec =
+        LLGBM.Tasks.TaskSpec(Name = "gen", Domain = "test", Kind = LLGBM.Tasks.TaskKind.Generation)
+
+    let train = [|
+        for i in 0 .. count - 1 -> LLGBM.Tasks.TaskExample(Prompt = $"p{i}", Answer = $"a{i}")
+    |]
+
+    LLGBM.Tasks.TaskData(spec, train, [||])
+
+/// (training-set size n, batch size k, seed) with 1 <= k <= n <= 40 and any 64-bit seed.
+let batchCase: Gen<int * int * int64> =
+    gen {
+        let! n = Gen.choose (1, 40)
+        let! k = Gen.choose (1, n)
+        let! seed = ArbMap.defaults |> ArbMap.generate<int64>
+        return n, k, seed
+    }

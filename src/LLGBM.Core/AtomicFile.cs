@@ -1,10 +1,11 @@
-namespace LLGBM.Checkpoints;
+namespace LLGBM;
 
 /// <summary>
 /// Writes a file so that its path only ever holds the old content or the complete new content: the bytes go to a
-/// temporary file in the same directory, which is flushed to disk and then renamed over the target.
+/// temporary file in the same directory, which is flushed to disk and then renamed over the target. Used for every file
+/// LLGBM writes (checkpoints, task directories, run files).
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
     /// <summary>The suffix of the temporary files, so that tests and people can recognise leftovers.</summary>
     public const string TempSuffix = ".tmp";
