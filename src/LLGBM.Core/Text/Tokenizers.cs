@@ -4,8 +4,10 @@ namespace LLGBM.Text;
 public static class Tokenizers
 {
     /// <summary>
-    /// The tokenizer of <paramref name="directory"/>: a <see cref="Qwen2Tokenizer"/> from <c>tokenizer.json</c>, or
-    /// else from <c>vocab.json</c> + <c>merges.txt</c>.
+    /// The tokenizer of <paramref name="directory"/>: a <c>tokenizer.json</c> whose vocabulary is exactly the 256 byte
+    /// symbols without merges (as <see cref="ByteLevelTokenizer.Save"/> writes) gives a <see cref="ByteLevelTokenizer"/>
+    /// with the file's special tokens; any other <c>tokenizer.json</c>, or else <c>vocab.json</c> + <c>merges.txt</c>,
+    /// gives a <see cref="Qwen2Tokenizer"/>.
     /// </summary>
     /// <exception cref="LlgbmException">
     /// The directory does not exist, holds none of the files (the message names the directory and the files looked
@@ -18,8 +20,22 @@ public static class Tokenizers
             throw new LlgbmException($"tokenizer directory {directory} does not exist; expected a checkpoint directory with {TokenizerFiles.TokenizerJsonName}, or {TokenizerFiles.VocabName} + {TokenizerFiles.MergesName}.");
         var json = Path.Combine(directory, TokenizerFiles.TokenizerJsonName);
         if (File.Exists(json))
-            return Qwen2Tokenizer.FromTokenizerJson(TokenizerFiles.ReadTokenizerJson(json), directory);
+        {
+            var file = TokenizerFiles.ReadTokenizerJson(json);
+            return ByteLevelTokenizer.Describes(file)
+                ? new ByteLevelTokenizer(WithConfigTokens(file, directory))
+                : Qwen2Tokenizer.FromTokenizerJson(file, directory);
+        }
         return Qwen2Tokenizer.Load(directory);
+    }
+
+    static Dictionary<string, int> WithConfigTokens(TokenizerJson file, string directory)
+    {
+        var added = new Dictionary<string, int>(file.AddedTokens, StringComparer.Ordinal);
+        var config = Path.Combine(directory, TokenizerFiles.ConfigName);
+        if (File.Exists(config))
+            TokenizerFiles.Merge(added, TokenizerFiles.ReadConfigAddedTokens(config), config);
+        return added;
     }
 
     /// <summary>The error message for a directory without tokenizer files, naming what is there and what is missing.</summary>
