@@ -5,6 +5,7 @@ open System.Text.Json
 open Expecto
 open LLGBM.Cli
 open LLGBM.Model
+open LLGBM.Text
 open LLGBM.Tests.TestModels
 open LLGBM.Tests.SafetensorsTests.Kit
 
@@ -103,5 +104,68 @@ let tests =
                 "ratio"
 
             Expect.equal (doc.RootElement.GetProperty("parameters").GetInt64()) 19744L "micro has 19,744 parameters"
+        }
+        test "tokenize --json prints the ids of --text, recognising special tokens and adding none" {
+            withTempDir (fun dir ->
+                ByteLevelTokenizer().Save dir
+                // h é (C3 A9) <|im_end|>: 104 195 169 258
+                let (code, out, err) =
+                    llgbm [ "tokenize"; "--model"; dir; "--text"; "hé<|im_end|>"; "--json" ]
+
+                Expect.equal code 0 err
+                use doc = JsonDocument.Parse out
+
+                let ids = [
+                    for id in doc.RootElement.GetProperty("ids").EnumerateArray() -> id.GetInt32()
+                ]
+
+                Expect.equal ids [ 104; 195; 169; 258 ] "ids")
+        }
+        test "tokenize --file reads the whole file; without --json it lists ids and token texts" {
+            withTempDir (fun dir ->
+                ByteLevelTokenizer().Save dir
+                let file = Path.Combine(dir, "input.txt")
+                File.WriteAllText(file, "a\n")
+
+                let (code, out, err) =
+                    llgbm [ "tokenize"; "--model"; dir; "--file"; file; "--json" ]
+
+                Expect.equal code 0 err
+                Expect.stringContains out "[97,10]" "a, newline"
+                let (code, out, err) = llgbm [ "tokenize"; "--model"; dir; "--file"; file ]
+                Expect.equal code 0 err
+                Expect.stringContains out "2 tokens" "count"
+                Expect.stringContains out "\"a\"" "token text"
+                Expect.stringContains out "\"\\n\"" "newline shown escaped")
+        }
+        test "tokenize wants exactly one of --text and --file, and a directory with a tokenizer" {
+            withTempDir (fun dir ->
+                let (code, _, err) = llgbm [ "tokenize"; "--model"; dir ]
+                Expect.equal code 2 "no input"
+                Expect.stringContains err "--text" "says how"
+
+                let (code, _, err) =
+                    llgbm [ "tokenize"; "--model"; dir; "--text"; "a"; "--file"; "f" ]
+
+                Expect.equal code 2 "both"
+                Expect.stringContains err "not both" "says why"
+                let (code, _, err) = llgbm [ "tokenize"; "--model"; dir; "--text"; "a" ]
+                Expect.equal code 2 "no tokenizer"
+                Expect.stringContains err "tokenizer.json" "names the files")
+        }
+        test "tokenize --json on Qwen's tokenizer.json gives REFERENCE §2's ids" {
+            let dir = Qwen2TokenizerTests.qwenModelDir ()
+
+            let (code, out, err) =
+                llgbm [ "tokenize"; "--model"; dir; "--text"; "Hello world<|im_end|>"; "--json" ]
+
+            Expect.equal code 0 err
+            use doc = JsonDocument.Parse out
+
+            let ids = [
+                for id in doc.RootElement.GetProperty("ids").EnumerateArray() -> id.GetInt32()
+            ]
+
+            Expect.equal ids [ 9707; 1879; 151645 ] "ids"
         }
     ]

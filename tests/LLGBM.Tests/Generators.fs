@@ -176,3 +176,44 @@ let batchCase: Gen<int * int * int64> =
         let! seed = ArbMap.defaults |> ArbMap.generate<int64>
         return n, k, seed
     }
+
+/// One Unicode scalar value (never a surrogate), drawn from ASCII, Latin-1, the rest of the Basic Multilingual Plane
+/// (CJK, combining marks, …) and the supplementary planes (emoji, math letters), so that UTF-8 lengths 1–4 all occur.
+let unicodeScalar: Gen<string> =
+    Gen.frequency [
+        4, Gen.choose (0x00, 0x7F)
+        2, Gen.choose (0x80, 0x7FF)
+        2, Gen.choose (0x800, 0xD7FF)
+        1, Gen.choose (0xE000, 0xFFFD)
+        1, Gen.choose (0x10000, 0x10FFFF)
+    ]
+    |> Gen.map System.Char.ConvertFromUtf32
+
+/// A text of 0..24 pieces, each a Unicode scalar or (now and then) one of `specials` written out.
+let unicodeTextWith (specials: string list) : Gen<string> =
+    let piece =
+        if List.isEmpty specials then
+            unicodeScalar
+        else
+            Gen.frequency [ 9, unicodeScalar; 1, Gen.elements specials ]
+
+    gen {
+        let! length = Gen.choose (0, 24)
+        let! pieces = Gen.arrayOfLength length piece
+        return System.String.Concat pieces
+    }
+
+/// Shorter texts: one character (UTF-16 code unit pair kept whole) removed.
+let shrinkText (text: string) : seq<string> =
+    let scalars = System.Globalization.StringInfo.GetTextElementEnumerator text
+
+    let elements = [|
+        while scalars.MoveNext() do
+            yield scalars.GetTextElement()
+    |]
+
+    seq { for i in 0 .. elements.Length - 1 -> System.String.Concat(Array.removeAt i elements) }
+
+/// `unicodeTextWith` with shrinking towards shorter texts.
+let unicodeTextArb (specials: string list) : Arbitrary<string> =
+    Arb.fromGenShrink (unicodeTextWith specials, shrinkText)
