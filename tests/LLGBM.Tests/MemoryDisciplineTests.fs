@@ -3,7 +3,10 @@ module LLGBM.Tests.MemoryDisciplineTests
 open Expecto
 open TorchSharp
 open LLGBM.Model
+open LLGBM.Tasks
+open LLGBM.Evaluation
 open LLGBM.Tests.TestModels
+open LLGBM.Tests.EvaluationFixtures
 
 /// Tensors alive on this thread (TorchSharp counts them per thread, so parallel tests do not interfere).
 let private live () =
@@ -78,5 +81,30 @@ let tests =
                     |> ignore)
 
             Expect.equal after before "no tensor leaks from Generate"
+        }
+
+        test "TaskEvaluator: live tensor count does not grow across generation and multiple-choice evaluations" {
+            use model = micro 6L
+
+            let tasks = [
+                task "g" TaskKind.Generation AnswerExtraction.FirstLine [ answered "12+3=" "15"; answered "ab" "c" ]
+                task "m" TaskKind.MultipleChoice AnswerExtraction.FirstLine [
+                    choice "12+3=" [ "15"; "1" ] "A"
+                    choice "x" [ "y"; "zz"; "w" ] "C"
+                ]
+            ]
+
+            let before, after =
+                across 3 (fun () ->
+                    for data in tasks do
+                        TaskEvaluator.Evaluate(
+                            evaluated model,
+                            TestTokenizer.tokenizer,
+                            data,
+                            EvaluationOptions(MaxNewTokens = 4, BatchSize = 2)
+                        )
+                        |> ignore)
+
+            Expect.equal after before "no tensor leaks from evaluation"
         }
     ]

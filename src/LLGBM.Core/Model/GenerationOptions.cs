@@ -1,6 +1,6 @@
 namespace LLGBM.Model;
 
-/// <summary>Settings of <see cref="TextGeneration.Generate"/>.</summary>
+/// <summary>Settings of <see cref="TextGeneration"/>'s <c>Generate</c>.</summary>
 public sealed record GenerationOptions
 {
     /// <summary>Most tokens generated per sequence.</summary>

@@ -47,7 +47,15 @@ public sealed class Qwen2ForCausalLM : nn.Module
         Checkpoints.Qwen2Checkpoint.Save(this, directory, storage, maxShardBytes);
 
     /// <summary>The device holding the parameters.</summary>
-    public Device Device => model.embed_tokens.weight!.device;
+    public Device Device
+    {
+        get
+        {
+            // Reading a module's weight creates a tensor handle; the scope releases it.
+            using var scope = NewDisposeScope();
+            return model.embed_tokens.weight!.device;
+        }
+    }
 
     /// <summary>
     /// Re-initialises every parameter as Hugging Face does for fresh Qwen2 models: linear and embedding weights

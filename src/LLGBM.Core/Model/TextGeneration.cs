@@ -11,7 +11,17 @@ public static class TextGeneration
     /// unequal length are left-padded into one batch; each row stops at its first stop token or after
     /// <see cref="GenerationOptions.MaxNewTokens"/> tokens.
     /// </summary>
-    public static int[][] Generate(Qwen2ForCausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions? options = null)
+    public static int[][] Generate(Qwen2ForCausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions? options = null) =>
+        Generate(model.Forward, model.Config.NumHiddenLayers, model.Device, prompts, options);
+
+    /// <summary>
+    /// As <see cref="Generate(Qwen2ForCausalLM, IReadOnlyList{IReadOnlyList{int}}, GenerationOptions?)"/>, with the
+    /// model given as its forward pass (a <see cref="Qwen2ForCausalLM.Forward"/> or anything that behaves like one,
+    /// such as a model with an adapter applied), its number of layers (for the KV cache) and its device.
+    /// </summary>
+    public static int[][] Generate(
+        Func<Tensor, ForwardOptions, Qwen2Output> forward, int layers, Device device, IReadOnlyList<IReadOnlyList<int>> prompts,
+        GenerationOptions? options = null)
     {
         options ??= new GenerationOptions();
         if (prompts.Count == 0)
@@ -24,7 +34,6 @@ public static class TextGeneration
 
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var device = model.Device;
         var (ids, mask) = LeftPad(prompts, options.PadTokenId, device);
         var batch = prompts.Count;
         var results = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();
@@ -32,12 +41,12 @@ public static class TextGeneration
         var stop = options.StopTokens.ToHashSet();
         var generator = options.Temperature > 0 ? new Generator((ulong)options.Seed, device: device.type == DeviceType.CUDA ? device : null) : null;
 
-        using var cache = new KvCache(model.Config.NumHiddenLayers);
+        using var cache = new KvCache(layers);
         var input = ids;
         for (var step = 0; step < options.MaxNewTokens; step++)
         {
             using var stepScope = NewDisposeScope();
-            using var output = model.Forward(input, new ForwardOptions
+            using var output = forward(input, new ForwardOptions
             {
                 AttentionMask = mask,
                 Cache = cache,

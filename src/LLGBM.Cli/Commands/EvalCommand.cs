@@ -1,0 +1,143 @@
+using System.CommandLine;
+using LLGBM.Checkpoints;
+using LLGBM.Evaluation;
+using LLGBM.Tasks;
+using LLGBM.Text;
+using Spectre.Console;
+
+namespace LLGBM.Cli.Commands;
+
+/// <summary><c>llgbm eval</c>: task accuracy of a checkpoint, per task and prompt format, as JSON results and a table.</summary>
+public static class EvalCommand
+{
+    /// <summary>The accepted <c>--format</c> values.</summary>
+    public static readonly string[] FormatChoices = [PromptFormatNames.Bare, PromptFormatNames.Instructed, "both"];
+
+    /// <summary>The accepted <c>--normalize</c> values.</summary>
+    public static readonly string[] NormalizationChoices = ["none", "tokens", "chars", "bytes"];
+
+    /// <summary>Creates the command.</summary>
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory with its tokenizer files.", Required = true };
+        var tasks = new Option<string>("--tasks") { Description = "Directory of task directories (task.json, test.jsonl).", Required = true };
+        var task = new Option<string[]>("--task") { Description = "Evaluate only this task (repeatable); default: every task.", AllowMultipleArgumentsPerToken = true };
+        var format = new Option<string>("--format") { Description = "Prompt format: bare, instructed or both.", DefaultValueFactory = _ => "both" };
+        format.AcceptOnlyFromAmong(FormatChoices);
+        var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N test examples of each task." };
+        var batchSize = new Option<int>("--batch-size") { Description = "Sequences per forward pass.", DefaultValueFactory = _ => 8 };
+        var normalize = new Option<string>("--normalize") { Description = "Length normalisation of multiple-choice log-likelihoods: none, tokens, chars or bytes.", DefaultValueFactory = _ => "none" };
+        normalize.AcceptOnlyFromAmong(NormalizationChoices);
+        var predictions = new Option<bool>("--predictions") { Description = "Keep every example's prediction in the JSON results." };
+        var output = new Option<string?>("--out") { Description = "Write the results to this JSON file (an array, one object per task and format)." };
+        var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the table." };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
+        var command = new Command("eval", "Evaluates a model on tasks: exact match for generation tasks, choice accuracy by log-likelihood for multiple choice.")
+        {
+            model, tasks, task, format, limit, batchSize, normalize, predictions, output, json, device, dtype,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var options = new EvaluationOptions
+            {
+                BatchSize = parse.GetValue(batchSize),
+                Limit = parse.GetValue(limit),
+                Normalization = Normalization(parse.GetValue(normalize)!),
+                KeepPredictions = parse.GetValue(predictions),
+            }.Validate();
+            var formats = Formats(parse.GetValue(format)!);
+            var selected = Select(TaskSuite.LoadAll(parse.GetValue(tasks)!), parse.GetValue(task) ?? []);
+            var directory = parse.GetValue(model)!;
+            var tokenizer = Tokenizers.Load(directory);
+            using var lm = Qwen2Checkpoint.Load(directory, TorchChoices.Device(parse.GetValue(device)!), TorchChoices.Dtype(parse.GetValue(dtype)!));
+            var evaluated = new Qwen2EvaluatedModel(lm, ModelName(directory));
+            var err = CommandAction.Err(parse);
+            var results = EvaluateAll(evaluated, tokenizer, selected, formats, options, line => err.WriteLine($"[eval] {line}"));
+            if (parse.GetValue(output) is { } path)
+                EvaluationResults.Write(path, results);
+            if (parse.GetValue(json))
+                CommandAction.Out(parse).WriteLine(EvaluationResults.ToJson(results));
+            else
+                WriteTable(CommandAction.Out(parse), results);
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// Evaluates every task in every format, in that order (task-major); <paramref name="log"/> gets progress lines
+    /// (about every tenth of a task) and each result.
+    /// </summary>
+    public static IReadOnlyList<TaskEvaluation> EvaluateAll(
+        IEvaluatedModel model, ITokenizer tokenizer, IReadOnlyList<TaskData> tasks, IReadOnlyList<PromptFormat> formats,
+        EvaluationOptions options, Action<string>? log = null)
+    {
+        var results = new List<TaskEvaluation>();
+        foreach (var task in tasks)
+            foreach (var format in formats)
+            {
+                var label = $"{task.Spec.Name} ({PromptFormatNames.Name(format)})";
+                var reported = 0;
+                var result = TaskEvaluator.Evaluate(model, tokenizer, task, options with
+                {
+                    Format = format,
+                    Progress = (done, total) =>
+                    {
+                        if (log is null || done * 10 / Math.Max(total, 1) <= reported)
+                            return;
+                        reported = done * 10 / total;
+                        log($"{label}: {done}/{total}");
+                    },
+                });
+                log?.Invoke($"{label}: {result.Metric} {result.Accuracy:F4} ({result.Correct}/{result.N})");
+                results.Add(result);
+            }
+        return results;
+    }
+
+    /// <summary>The tasks named in <paramref name="names"/>, in the order given (all tasks when none are named); an error names unknown tasks.</summary>
+    public static IReadOnlyList<TaskData> Select(IReadOnlyList<TaskData> tasks, IReadOnlyList<string> names)
+    {
+        if (names.Count == 0)
+            return tasks;
+        var byName = tasks.ToDictionary(t => t.Spec.Name, StringComparer.Ordinal);
+        var unknown = names.Where(n => !byName.ContainsKey(n)).ToArray();
+        if (unknown.Length > 0)
+            throw new LlgbmException(
+                $"--task: no task named {string.Join(", ", unknown)}; available: {string.Join(", ", tasks.Select(t => t.Spec.Name).Order(StringComparer.Ordinal))}.");
+        return names.Distinct().Select(n => byName[n]).ToArray();
+    }
+
+    /// <summary>The prompt formats of a <c>--format</c> value: bare, instructed, or both (bare first).</summary>
+    public static IReadOnlyList<PromptFormat> Formats(string name) =>
+        name == "both" ? [PromptFormat.Bare, PromptFormat.WithInstruction] : [PromptFormatNames.Parse(name)];
+
+    /// <summary>The length normalisation of a <c>--normalize</c> value.</summary>
+    public static LengthNormalization Normalization(string name) => name switch
+    {
+        "none" => LengthNormalization.None,
+        "tokens" => LengthNormalization.Tokens,
+        "chars" => LengthNormalization.Characters,
+        "bytes" => LengthNormalization.Bytes,
+        _ => throw new LlgbmException($"--normalize {name}: expected one of {string.Join(", ", NormalizationChoices)}."),
+    };
+
+    /// <summary>The name results carry for a checkpoint directory: its last path component.</summary>
+    public static string ModelName(string directory) => Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+
+    /// <summary>The results as a table: one row per task and format.</summary>
+    public static Table ResultsTable(IReadOnlyList<TaskEvaluation> results)
+    {
+        var table = new Table().AddColumns("task", "domain", "format", "adapter", "metric", "accuracy", "correct / n");
+        foreach (var r in results)
+            table.AddRow(
+                Markup.Escape(r.Task), Markup.Escape(r.Domain), r.Format, Markup.Escape(r.Adapter ?? "-"), r.Metric,
+                r.Accuracy.ToString("F4", System.Globalization.CultureInfo.InvariantCulture), $"{r.Correct} / {r.N}");
+        return table;
+    }
+
+    /// <summary>Writes <see cref="ResultsTable"/> to <paramref name="output"/> as plain text.</summary>
+    public static void WriteTable(TextWriter output, IReadOnlyList<TaskEvaluation> results) =>
+        AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) }).Write(ResultsTable(results));
+}
