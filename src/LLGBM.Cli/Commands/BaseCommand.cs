@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LLGBM.Checkpoints;
 using LLGBM.Model;
+using Spectre.Console;
 
 namespace LLGBM.Cli.Commands;
 
@@ -12,6 +13,7 @@ public static class BaseCommand
     {
         var command = new Command("base", "Base models as Hugging Face checkpoint directories.");
         command.Subcommands.Add(CreateInit());
+        command.Subcommands.Add(CreatePretrain());
         return command;
     }
 
@@ -39,6 +41,60 @@ public static class BaseCommand
             Qwen2Checkpoint.Save(model, dir, storage, parse.GetValue(shard) ?? long.MaxValue);
             var parameters = model.parameters().Sum(p => p.numel());
             CommandAction.Out(parse).WriteLine($"wrote {dir}: {parse.GetValue(preset)}, {parameters:N0} parameters, stored as {Qwen2Checkpoint.DtypeName(storage)}");
+            return 0;
+        });
+        return command;
+    }
+
+    static Command CreatePretrain()
+    {
+        var preset = new Option<string>("--preset") { Description = "Architecture (tiny is the embedded base model).", DefaultValueFactory = _ => "tiny" };
+        var output = new Option<string>("--out") { Description = "Checkpoint directory to write (reused when it holds the same recipe).", DefaultValueFactory = _ => "runs/base-tiny" };
+        var steps = new Option<int?>("--steps") { Description = "Optimiser steps (default: the recipe's)." };
+        var seed = new Option<long>("--seed") { Description = "Seed of the initialisation, the example order and the synthetic suite.", DefaultValueFactory = _ => 0 };
+        var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples per task and format in the final evaluation.", DefaultValueFactory = _ => 100 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var force = new Option<bool>("--force") { Description = "Pretrain again even when the directory holds this recipe's model." };
+        var command = new Command("pretrain", "Pretrains a base model on the instruction-prefixed synthetic suite, evaluates it with and without instructions, and writes the checkpoint with its byte-level tokenizer.")
+        {
+            preset, output, steps, seed, evalLimit, device, force,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var name = parse.GetValue(preset)!;
+            var defaults = new Pretraining.BasePretrainingSettings { Config = Qwen2Presets.Get(name) };
+            var recipe = new Pretraining.BaseModelRecipe
+            {
+                Preset = name,
+                Training = defaults with
+                {
+                    Steps = parse.GetValue(steps) ?? defaults.Steps,
+                    Seed = parse.GetValue(seed),
+                    Device = TorchChoices.Device(parse.GetValue(device)!),
+                },
+                Suite = new Tasks.Synthetic.SyntheticSuiteSettings { Seed = parse.GetValue(seed) },
+            };
+            var err = CommandAction.Err(parse);
+            var dir = parse.GetValue(output)!;
+            var report = Pretraining.BaseModelBuilder.Build(
+                recipe, dir, parse.GetValue(evalLimit), parse.GetValue(force),
+                p =>
+                {
+                    if (p.Step % 100 == 0 || p.Step == p.TotalSteps)
+                        err.WriteLine($"[pretrain] step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  lr {p.LearningRate:G3}  {p.Elapsed.TotalSeconds:F0}s");
+                },
+                line => err.WriteLine($"[pretrain] {line}"));
+            var table = new Table().AddColumns("domain", "instructed", "bare");
+            foreach (var domain in Pretraining.BaseModelBuilder.ByDomain(report).GroupBy(r => r.Domain))
+            {
+                string Of(string format) => domain.Where(r => r.Format == format).Select(r => $"{r.Accuracy:P1}").FirstOrDefault() ?? "-";
+                table.AddRow(domain.Key, Of("instructed"), Of("bare"));
+            }
+            double Mean(string format) => report.Evaluations.Where(e => e.Format == format).Average(e => e.Accuracy);
+            table.AddRow("all tasks", $"{Mean("instructed"):P1}", $"{Mean("bare"):P1}");
+            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(CommandAction.Out(parse)) }).Write(table);
+            CommandAction.Out(parse).WriteLine(
+                $"{dir}: {(report.Cached ? "reused" : "pretrained")} ({report.TrainingSeconds:F0} s of training); per-task accuracies in {Pretraining.BaseModelBuilder.ReportName}");
             return 0;
         });
         return command;

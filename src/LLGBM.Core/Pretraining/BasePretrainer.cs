@@ -19,14 +19,15 @@ public sealed record PretrainingProgress(int Step, int TotalSteps, double Loss, 
 /// Pretrains a base model on an instruction-prefixed mixture of tasks: every training example is rendered with
 /// <see cref="PromptFormat.WithInstruction"/> and the loss covers only the answer (for multiple choice, the right
 /// choice) and the end-of-text token. The model thus learns each task's skill when the instruction names it, and
-/// has no way to know the task from a bare prompt.
+/// has no way to know the task from a bare prompt. Tasks are drawn in proportion to their recent loss
+/// (<see cref="LossWeightedTaskSampler"/>), so that training time goes where the skills are still missing.
 /// </summary>
 public static class BasePretrainer
 {
     /// <summary>
     /// Trains a fresh model of <see cref="BasePretrainingSettings.Config"/> on the training splits of
-    /// <paramref name="tasks"/> (tasks without an instruction are skipped). Each step samples a task uniformly and an
-    /// example of it uniformly.
+    /// <paramref name="tasks"/> (tasks without an instruction are skipped). Each example of a step is a task drawn by
+    /// the loss-weighted sampler and an example of that task drawn uniformly.
     /// </summary>
     public static Qwen2ForCausalLM Train(
         BasePretrainingSettings settings, ITokenizer tokenizer, IReadOnlyList<TaskData> tasks, Action<PretrainingProgress>? progress = null)
@@ -48,15 +49,19 @@ public static class BasePretrainer
         var schedule = new LearningRateSchedule { Peak = settings.LearningRate, WarmupSteps = settings.WarmupSteps, TotalSteps = settings.Steps };
         using var optimizer = optim.AdamW(model.parameters(), settings.LearningRate, weight_decay: settings.WeightDecay);
         var random = new Random((int)(settings.Seed & int.MaxValue));
+        var sampler = new LossWeightedTaskSampler(pools.Length, settings.SamplingFloor);
         var padId = tokenizer.EndOfTextId;
         var watch = Stopwatch.StartNew();
         for (var step = 0; step < settings.Steps; step++)
         {
             using var scope = NewDisposeScope();
             var examples = new (IReadOnlyList<int>, IReadOnlyList<int>)[settings.BatchSize];
+            var taskOf = new int[settings.BatchSize];
             for (var i = 0; i < examples.Length; i++)
             {
-                var pool = pools[random.Next(pools.Length)];
+                var task = sampler.Next(random);
+                var pool = pools[task];
+                taskOf[i] = task;
                 examples[i] = pool[random.Next(pool.Length)];
             }
             using var batch = CompletionBatch.Create(examples, padId, settings.Device);
@@ -65,13 +70,15 @@ public static class BasePretrainer
                 group.LearningRate = lr;
             optimizer.zero_grad();
             using var output = model.Forward(batch.Ids, new ForwardOptions { AttentionMask = batch.Mask });
-            var loss = batch.Loss(output.Logits!);
+            var exampleLosses = batch.ExampleLosses(output.Logits!);
+            var loss = exampleLosses.mean();
             var value = loss.item<float>();
             if (!float.IsFinite(value))
                 throw new LlgbmException($"Base pretraining diverged at step {step}: the loss is {value}. Lower the learning rate.");
             loss.backward();
             nn.utils.clip_grad_norm_(model.parameters(), settings.ClipNorm);
             optimizer.step();
+            sampler.Observe(taskOf, exampleLosses.detach().cpu().data<float>().ToArray());
             progress?.Invoke(new PretrainingProgress(step + 1, settings.Steps, value, lr, watch.Elapsed));
         }
         model.eval();

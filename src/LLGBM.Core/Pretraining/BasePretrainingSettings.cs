@@ -10,7 +10,7 @@ public sealed record BasePretrainingSettings
     public required Qwen2Config Config { get; init; }
 
     /// <summary>Optimiser steps.</summary>
-    public int Steps { get; init; } = 3000;
+    public int Steps { get; init; } = 2500;
 
     /// <summary>Examples per step.</summary>
     public int BatchSize { get; init; } = 64;
@@ -26,6 +26,11 @@ public sealed record BasePretrainingSettings
 
     /// <summary>Gradient-norm clipping threshold.</summary>
     public double ClipNorm { get; init; } = 1.0;
+
+    /// <summary>
+    /// Smallest sampling weight of a task relative to its loss, so that tasks already learned keep being rehearsed.
+    /// </summary>
+    public double SamplingFloor { get; init; } = 0.05;
 
     /// <summary>Seed of the initialisation and of the example order.</summary>
     public long Seed { get; init; }

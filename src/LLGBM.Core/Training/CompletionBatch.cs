@@ -69,6 +69,17 @@ public sealed class CompletionBatch : IDisposable
     public Tensor Loss(Tensor logits) =>
         nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to_type(ScalarType.Float32), Labels.reshape(-1), ignore_index: Ignore);
 
+    /// <summary>Mean cross-entropy of each example's completion tokens, [B].</summary>
+    public Tensor ExampleLosses(Tensor logits)
+    {
+        using var scope = NewDisposeScope();
+        var (batch, length) = (logits.shape[0], logits.shape[1]);
+        var tokenLosses = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[^1]).to_type(ScalarType.Float32), Labels.reshape(-1), ignore_index: Ignore, reduction: nn.Reduction.None);
+        var counted = Labels.ne(Ignore).to_type(ScalarType.Float32).sum(1).clamp_min(1);
+        return (tokenLosses.view(batch, length).sum(1) / counted).MoveToOuterDisposeScope();
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {

@@ -1,8 +1,9 @@
 namespace LLGBM.Tasks.Synthetic;
 
 /// <summary>
-/// Domain "arithmetic": the prompt is a number 0–999 followed by " =" (e.g. "417 ="); tasks differ in the function
-/// applied. The add-k family (k = 1…6) has members held out for generator experiments.
+/// Domain "arithmetic": the prompt is a three-digit number 000–999 followed by " =" (e.g. "047 ="); the answer is a
+/// function of it modulo 1000, also written with three digits ("050" for add-3), so that answer digits stay aligned
+/// with input digits. The add-k family (k = 1…6) has members held out for generator experiments.
 /// </summary>
 public static class ArithmeticTasks
 {
@@ -30,14 +31,14 @@ public static class ArithmeticTasks
             Kind = TaskKind.Generation,
             Extraction = AnswerExtraction.FinalNumber,
             Instruction = instruction,
-            Description = $"Synthetic: a number x in 0-999; the answer is {formula}.",
+            Description = $"Synthetic: a number x in 000-999 (three digits); the answer is {formula} mod 1000, three digits.",
         },
         Family = family,
         FamilyParameter = parameter,
         Sample = random =>
         {
             var x = random.Next(0, 1000);
-            return new TaskExample { Prompt = $"{x} =", Answer = f(x).ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            return new TaskExample { Prompt = $"{x:D3} =", Answer = (f(x) % 1000).ToString("D3", System.Globalization.CultureInfo.InvariantCulture) };
         },
     };
 }

@@ -1,7 +1,7 @@
 namespace LLGBM.Tasks.Synthetic;
 
 /// <summary>
-/// Domain "strings": the prompt is a random lower-case word of 3–5 letters followed by " ->" (e.g. "kqzm ->");
+/// Domain "strings": the prompt is a random lower-case word of 4 letters (a fixed length keeps answer letters aligned with input letters) followed by " ->" (e.g. "kqzm ->");
 /// tasks differ in the string operation.
 /// </summary>
 public static class StringTasks
@@ -19,7 +19,7 @@ public static class StringTasks
     ];
 
     /// <summary>A random word of <paramref name="min"/>–<paramref name="max"/> lower-case letters.</summary>
-    public static string RandomWord(Random random, int min = 3, int max = 5)
+    public static string RandomWord(Random random, int min = 4, int max = 4)
     {
         var length = random.Next(min, max + 1);
         var letters = new char[length];
@@ -37,7 +37,7 @@ public static class StringTasks
             Kind = TaskKind.Generation,
             Extraction = AnswerExtraction.FirstLine,
             Instruction = instruction,
-            Description = $"Synthetic: a word of 3-5 letters; the answer is {answer}.",
+            Description = $"Synthetic: a word of 4 letters; the answer is {answer}.",
         },
         Sample = random =>
         {
