@@ -237,4 +237,46 @@ let tests =
                 Expect.equal (SyntheticSuiteFiles.ReadSettings root) small "settings round trip"
                 Expect.equal (SyntheticSuiteFiles.ReadSplits root).Count (SyntheticSuite.Splits().Count) "splits")
         }
+
+        test "llgbm tasks synth writes the suite and leaves a suite with the same settings alone" {
+            SafetensorsTests.Kit.withTempDir (fun root ->
+                use out = new System.IO.StringWriter()
+                use err = new System.IO.StringWriter()
+
+                let run () =
+                    LLGBM.Cli.LlgbmCommand.Run(
+                        [|
+                            "tasks"
+                            "synth"
+                            "--out"
+                            root
+                            "--train"
+                            "12"
+                            "--test"
+                            "6"
+                            "--seed"
+                            "2"
+                        |],
+                        out,
+                        err
+                    )
+
+                Expect.equal (run ()) 0 (err.ToString())
+
+                Expect.equal
+                    (TaskSuite.LoadAll root).Count
+                    (SyntheticSuite.Tasks().Count + SyntheticSuite.Mixtures.Count)
+                    "every task"
+
+                let stamp =
+                    System.IO.File.GetLastWriteTimeUtc(System.IO.Path.Combine(root, "suite.json"))
+
+                Expect.equal (run ()) 0 (err.ToString())
+                Expect.stringContains (out.ToString()) "already there" "reused"
+
+                Expect.equal
+                    (System.IO.File.GetLastWriteTimeUtc(System.IO.Path.Combine(root, "suite.json")))
+                    stamp
+                    "not rewritten")
+        }
     ]
