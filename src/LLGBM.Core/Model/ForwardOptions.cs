@@ -26,6 +26,12 @@ public sealed record ForwardOptions
     /// <summary>A cache of past keys and values; the new ones are appended to it.</summary>
     public KvCache? Cache { get; init; }
 
+    /// <summary>
+    /// A LoRA adapter applied functionally in every linear module it names (per example when it is batched); null runs
+    /// the base model. Its keys must name modules of this model.
+    /// </summary>
+    public Lora.LoraSet? Lora { get; init; }
+
     /// <summary>How attention is computed.</summary>
     public AttentionImplementation Attention { get; init; } = AttentionImplementation.Sdpa;
 }

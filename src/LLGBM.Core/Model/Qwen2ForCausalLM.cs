@@ -93,6 +93,13 @@ public sealed class Qwen2ForCausalLM : nn.Module
             throw new LlgbmException(
                 $"Forward: attention mask must be [{batch}, {past + length}] (batch, cached + new positions), found [{string.Join(", ", paddingMask.shape)}].");
 
+        if (options.Lora is { } lora)
+        {
+            lora.ValidateFor(Config);
+            if (lora.IsBatched && lora.Count != batch)
+                throw new LlgbmException($"Forward: the LoRA set holds {lora.Count} per-example adapters but the batch has {batch} rows.");
+        }
+
         var maskForPositions = paddingMask ?? ones(batch, past + length, dtype: ScalarType.Int64, device: inputIds.device);
         var positionIds = options.PositionIds ?? AttentionMasks.PositionIds(maskForPositions, length);
         // Plain causal attention needs no explicit mask unless there is padding or a cache.
@@ -103,7 +110,7 @@ public sealed class Qwen2ForCausalLM : nn.Module
         var states = options.OutputHiddenStates ? new List<Tensor> { hidden } : null;
         foreach (var layer in model.layers)
         {
-            hidden = layer.Forward(hidden, cos, sin, mask, options.Cache, options.Attention);
+            hidden = layer.Forward(hidden, cos, sin, mask, options.Cache, options.Attention, options.Lora);
             states?.Add(hidden);
         }
         var hiddenLast = model.norm.forward(hidden);

@@ -1,3 +1,4 @@
+using LLGBM.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -43,15 +44,19 @@ public sealed class Qwen2Attention : nn.Module
     /// Attention over <paramref name="x"/> [B, T, H]. <paramref name="mask"/> is an additive mask [B, 1, T, Tpast+T]
     /// (0 where a key is visible, a large negative number elsewhere), or null for plain causal attention with no
     /// padding and no cache. With a cache, the new keys and values (after rotation, before head repetition) are
-    /// appended to layer <paramref name="layerIndex"/> of it and attention runs over all cached positions.
+    /// appended to layer <paramref name="layerIndex"/> of it and attention runs over all cached positions. The LoRA
+    /// modules of <paramref name="lora"/> that target this layer's projections are applied functionally.
     /// </summary>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, int layerIndex, AttentionImplementation implementation)
+    public Tensor Forward(
+        Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, int layerIndex, AttentionImplementation implementation, LoraSet? lora = null)
     {
         using var scope = NewDisposeScope();
+        Tensor Project(Linear linear, string name, Tensor input) =>
+            LoraLinear.Apply(input, linear, lora?.Get(LoraTarget.Path(layerIndex, name)), lora?.Dropout ?? 0, training);
         var (batch, length) = (x.shape[0], x.shape[1]);
-        var q = q_proj.forward(x).view(batch, length, heads, headDim).transpose(1, 2);
-        var k = k_proj.forward(x).view(batch, length, kvHeads, headDim).transpose(1, 2);
-        var v = v_proj.forward(x).view(batch, length, kvHeads, headDim).transpose(1, 2);
+        var q = Project(q_proj, "q_proj", x).view(batch, length, heads, headDim).transpose(1, 2);
+        var k = Project(k_proj, "k_proj", x).view(batch, length, kvHeads, headDim).transpose(1, 2);
+        var v = Project(v_proj, "v_proj", x).view(batch, length, kvHeads, headDim).transpose(1, 2);
         q = Qwen2RotaryEmbedding.Apply(q, cos, sin);
         k = Qwen2RotaryEmbedding.Apply(k, cos, sin);
         if (cache is not null)
@@ -68,7 +73,7 @@ public sealed class Qwen2Attention : nn.Module
             _ => Eager(q, k, v, mask),
         };
         var merged = attended.transpose(1, 2).reshape(batch, length, heads * headDim);
-        return o_proj.forward(merged).MoveToOuterDisposeScope();
+        return Project(o_proj, "o_proj", merged).MoveToOuterDisposeScope();
     }
 
     Tensor Eager(Tensor q, Tensor k, Tensor v, Tensor? mask)

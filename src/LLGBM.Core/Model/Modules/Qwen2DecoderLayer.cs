@@ -36,10 +36,10 @@ public sealed class Qwen2DecoderLayer : nn.Module
     }
 
     /// <summary>Runs the layer on <paramref name="x"/> [B, T, H]; see <see cref="Qwen2Attention.Forward"/> for the other arguments.</summary>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, AttentionImplementation implementation)
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, AttentionImplementation implementation, Lora.LoraSet? lora = null)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, LayerIndex, implementation);
-        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, LayerIndex, implementation, lora);
+        return (h + mlp.Forward(post_attention_layernorm.forward(h), lora, LayerIndex)).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using LLGBM.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,10 +27,15 @@ public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     }
 
     /// <inheritdoc/>
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) => Forward(x, null, 0);
+
+    /// <summary>The MLP of layer <paramref name="layerIndex"/> with the LoRA modules of <paramref name="lora"/> that target it.</summary>
+    public Tensor Forward(Tensor x, LoraSet? lora, int layerIndex)
     {
         using var scope = NewDisposeScope();
-        var hidden = nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x);
-        return down_proj.forward(hidden).MoveToOuterDisposeScope();
+        Tensor Project(Linear linear, string name, Tensor input) =>
+            LoraLinear.Apply(input, linear, lora?.Get(LoraTarget.Path(layerIndex, name)), lora?.Dropout ?? 0, training);
+        var hidden = nn.functional.silu(Project(gate_proj, "gate_proj", x)) * Project(up_proj, "up_proj", x);
+        return Project(down_proj, "down_proj", hidden).MoveToOuterDisposeScope();
     }
 }
