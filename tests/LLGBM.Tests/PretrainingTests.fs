@@ -46,11 +46,11 @@ let tests =
                 Expect.equal (maxAbsDiff t sb[name]) 0.0 $"{name} deterministic"
         }
 
-        test "BasePretrainer.Encode: instruction line, prompt, then a space, the answer and end-of-text" {
+        test "CompletionExamples.Encode: instruction line, prompt, then a space, the answer and end-of-text" {
             let tok = ByteLevelTokenizer()
             let t = (tasks [ "largest" ])[0]
             let e = t.Train[0]
-            let struct (prompt, completion) = BasePretrainer.Encode(tok, t.Spec, e)
+            let struct (prompt, completion) = LLGBM.Training.CompletionExamples.Encode(tok, t.Spec, e, LLGBM.Tasks.PromptFormat.WithInstruction)
             Expect.equal (tok.Decode prompt) ("Largest.\n" + e.Prompt) "prompt"
             let right = e.Choices[e.AnswerIndex.Value]
 

@@ -1,5 +1,6 @@
 using LLGBM.Model;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace LLGBM.Lora;
@@ -55,12 +56,16 @@ public sealed class LoraSet : IDisposable
             var (outFeatures, inFeatures) = ShapeOf(model, path);
             var r = config.RankOf(path);
             var bound = 1.0 / Math.Sqrt(inFeatures);
-            var a = (rand([r, inFeatures], generator: generator) * (2 * bound) - bound).to_type(dtype).to(device ?? CPU).requires_grad_();
-            var b = zeros([outFeatures, r], dtype: dtype, device: device).requires_grad_();
+            using var uniform = rand([r, inFeatures], generator: generator);
+            var a = new Parameter((uniform * (2 * bound) - bound).to_type(dtype).to(device ?? CPU).DetachFromDisposeScope());
+            var b = new Parameter(zeros([outFeatures, r], dtype: dtype, device: device).DetachFromDisposeScope());
             modules[path] = LoraModule.LowRank(a, b, config.ScaleOf(path));
         }
         return new LoraSet(modules, ownsTensors: true, config.Dropout);
     }
+
+    /// <summary>The tensors that are parameters (those of <see cref="Initialize"/>), for optimisers.</summary>
+    public IEnumerable<Parameter> Parameters() => Tensors().OfType<Parameter>();
 
     /// <summary>The trainable tensors (A and B of every low-rank module, ΔW of dense ones).</summary>
     public IEnumerable<Tensor> Tensors() =>

@@ -34,7 +34,7 @@ public static class BasePretrainer
     {
         var pools = tasks
             .Where(t => !string.IsNullOrEmpty(t.Spec.Instruction))
-            .Select(t => t.Train.Select(e => Encode(tokenizer, t.Spec, e)).ToArray())
+            .Select(t => t.Train.Select(e => CompletionExamples.Encode(tokenizer, t.Spec, e, PromptFormat.WithInstruction)).ToArray())
             .Where(p => p.Length > 0)
             .ToArray();
         if (pools.Length == 0)
@@ -83,17 +83,5 @@ public static class BasePretrainer
         }
         model.eval();
         return model;
-    }
-
-    /// <summary>The prompt tokens and the completion tokens (answer or right choice, then end-of-text) of an example.</summary>
-    public static (IReadOnlyList<int> Prompt, IReadOnlyList<int> Completion) Encode(
-        ITokenizer tokenizer, TaskSpec spec, TaskExample example, PromptFormat? format = null)
-    {
-        format ??= PromptFormat.WithInstruction;
-        var answer = spec.Kind == TaskKind.MultipleChoice
-            ? example.Choices![example.AnswerIndex ?? throw new LlgbmException($"Task {spec.Name}: a multiple-choice example has answer \"{example.Answer}\".")]
-            : example.Answer;
-        var completion = tokenizer.Encode(PromptFormat.Continuation(answer)).Append(tokenizer.EndOfTextId).ToArray();
-        return (tokenizer.Encode(format.Prompt(spec, example)), completion);
     }
 }
