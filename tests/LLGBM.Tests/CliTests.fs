@@ -4,6 +4,7 @@ open System.IO
 open System.Text.Json
 open Expecto
 open LLGBM.Cli
+open LLGBM.Lora
 open LLGBM.Model
 open LLGBM.Text
 open LLGBM.Tests.TestModels
@@ -45,6 +46,57 @@ let tests =
                 use out = model.Forward(longs [ 1L; 3L ] [ 5L; 1L; 60L ])
                 let expected = out.Logits[0].data<float32>().ToArray()
                 Expect.sequenceEqual (Array.concat logits) expected "the printed logits are the model's")
+        }
+        test "forward --adapter applies a PEFT adapter directory like the library's functional LoRA" {
+            withTempDir (fun dir ->
+                let (code, _, err) =
+                    llgbm [ "base"; "init"; "--preset"; "micro"; "--out"; dir; "--seed"; "3" ]
+
+                Expect.equal code 0 err
+                let adapterDir = Path.Combine(dir, "adapter")
+
+                use lora =
+                    randomLora LLGBM.Checkpoints.Qwen2Presets.Micro 9L 3L 0.3 1.5 [
+                        0, "q_proj"
+                        1, "v_proj"
+                        1, "down_proj"
+                    ]
+
+                PeftAdapter.Save(adapterDir, LoraConfig(Rank = 3, Alpha = 4.5), lora)
+
+                let logits (args: string list) =
+                    let (code, json, err) =
+                        llgbm ([ "forward"; "--model"; dir; "--ids"; "5,1,60"; "--json" ] @ args)
+
+                    Expect.equal code 0 err
+                    use doc = JsonDocument.Parse json
+
+                    [|
+                        for row in doc.RootElement.GetProperty("logits").EnumerateArray() do
+                            for v in row.EnumerateArray() -> v.GetSingle()
+                    |]
+
+                let adapted = logits [ "--adapter"; adapterDir ]
+                let plain = logits []
+                use model = Qwen2ForCausalLM.FromPretrained dir
+
+                use out =
+                    model.Forward(longs [ 1L; 3L ] [ 5L; 1L; 60L ], ForwardOptions(Lora = lora))
+
+                let expected = out.Logits[0].data<float32>().ToArray()
+
+                let gap (a: float32[]) (b: float32[]) =
+                    Array.map2 (fun x y -> abs (x - y)) a b |> Array.max
+
+                Expect.isLessThan (gap adapted expected) 1e-5f "the printed logits are the adapted model's"
+                Expect.isGreaterThan (gap adapted plain) 1e-2f "and differ from the base's"
+                File.WriteAllText(Path.Combine(adapterDir, "adapter_config.json"), "{\"fan_in_fan_out\": true}")
+
+                let (code, _, err) =
+                    llgbm [ "forward"; "--model"; dir; "--ids"; "5"; "--adapter"; adapterDir ]
+
+                Expect.equal code 2 "a bad adapter is an input error"
+                Expect.stringContains err "fan_in_fan_out" "names the field")
         }
         test "base init refuses to overwrite without --force" {
             withTempDir (fun dir ->

@@ -81,3 +81,27 @@ let errorMessage<'E when 'E :> exn> (f: unit -> unit) : string =
         Expecto.Tests.failtestf "expected %s, but nothing was thrown" typeof<'E>.Name
     with :? 'E as e ->
         e.Message
+
+/// A LoRA set over the given (layer, module name) pairs of `config` with factors A [rank, in] and B [out, rank]
+/// drawn from N(0, std) and the given scale; the set owns its tensors.
+let randomLora
+    (config: Qwen2Config)
+    (seed: int64)
+    (rank: int64)
+    (std: float)
+    (scale: float)
+    (targets: (int * string) list)
+    =
+    let g = new torch.Generator(uint64 seed)
+
+    let modules =
+        readOnlyDict [
+            for (layer, name) in targets ->
+                let path = LLGBM.Lora.LoraTarget.Path(layer, name)
+                let struct (outFeatures, inFeatures) = LLGBM.Lora.LoraSet.ShapeOf(config, path)
+                let a = torch.randn ([| rank; inFeatures |], generator = g) * std
+                let b = torch.randn ([| outFeatures; rank |], generator = g) * std
+                path, LLGBM.Lora.LoraModule.LowRank(a, b, scale)
+        ]
+
+    new LLGBM.Lora.LoraSet(modules, true)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using LLGBM.Checkpoints;
+using LLGBM.Lora;
 using LLGBM.Model;
 using static TorchSharp.torch;
 
@@ -16,23 +17,26 @@ public static class ForwardCommand
         var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, e.g. 1,2,3.", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter directory to apply (adapter_config.json + adapter_model.safetensors)." };
         var json = new Option<bool>("--json") { Description = "Print {\"hidden_last\": [[...] per position], \"logits\": [[...] per position]}." };
-        var command = new Command("forward", "Runs the model on token ids and prints the final-norm hidden states and logits of every position.")
+        var command = new Command("forward", "Runs the model (with a LoRA adapter when --adapter is given) on token ids and prints the final-norm hidden states and logits of every position.")
         {
-            model, ids, dtype, device, json,
+            model, ids, adapter, dtype, device, json,
         };
         CommandAction.Set(command, parse =>
         {
             var tokens = ParseIds(parse.GetValue(ids)!);
             var dir = parse.GetValue(model)!;
             var dev = TorchChoices.Device(parse.GetValue(device)!);
-            using var lm = Qwen2Checkpoint.Load(dir, dev, TorchChoices.Dtype(parse.GetValue(dtype)!));
+            var computeDtype = TorchChoices.Dtype(parse.GetValue(dtype)!);
+            using var lm = Qwen2Checkpoint.Load(dir, dev, computeDtype);
+            using var lora = parse.GetValue(adapter) is { } adapterDir ? PeftAdapter.Load(adapterDir, lm.Config, dev, computeDtype).Adapter : null;
             var outOfRange = tokens.Where(t => t < 0 || t >= lm.Config.VocabSize).ToList();
             if (outOfRange.Count > 0)
                 throw new LlgbmException($"--ids: token ids must lie in [0, {lm.Config.VocabSize}) for {dir}; found {string.Join(", ", outOfRange)}.");
             using var noGrad = no_grad();
             using var input = tensor(tokens, [1, tokens.Length], device: dev);
-            using var output = lm.Forward(input);
+            using var output = lm.Forward(input, new ForwardOptions { Lora = lora });
             using var hidden = output.HiddenLast[0].to_type(ScalarType.Float32).cpu();
             using var logits = output.Logits![0].to_type(ScalarType.Float32).cpu();
             if (parse.GetValue(json))
