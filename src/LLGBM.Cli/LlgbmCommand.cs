@@ -17,6 +17,7 @@ public static class LlgbmCommand
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TasksCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(TeachersCommand.Create());
         root.Subcommands.Add(AdapterCommand.Create());
         return root;
     }

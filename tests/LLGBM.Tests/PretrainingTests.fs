@@ -50,7 +50,10 @@ let tests =
             let tok = ByteLevelTokenizer()
             let t = (tasks [ "largest" ])[0]
             let e = t.Train[0]
-            let struct (prompt, completion) = LLGBM.Training.CompletionExamples.Encode(tok, t.Spec, e, LLGBM.Tasks.PromptFormat.WithInstruction)
+
+            let struct (prompt, completion) =
+                LLGBM.Training.CompletionExamples.Encode(tok, t.Spec, e, LLGBM.Tasks.PromptFormat.WithInstruction)
+
             Expect.equal (tok.Decode prompt) ("Largest.\n" + e.Prompt) "prompt"
             let right = e.Choices[e.AnswerIndex.Value]
 

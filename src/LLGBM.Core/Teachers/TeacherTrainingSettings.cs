@@ -15,16 +15,16 @@ public sealed record TeacherTrainingSettings
     public LoraConfig Lora { get; init; } = new() { Rank = 8, Alpha = 16, TargetModules = ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "down_proj"] };
 
     /// <summary>Optimiser steps.</summary>
-    public int Steps { get; init; } = 150;
+    public int Steps { get; init; } = 600;
 
     /// <summary>Examples per step.</summary>
     public int BatchSize { get; init; } = 32;
 
     /// <summary>Peak learning rate.</summary>
-    public double LearningRate { get; init; } = 3e-3;
+    public double LearningRate { get; init; } = 2e-3;
 
     /// <summary>Linear warm-up steps.</summary>
-    public int WarmupSteps { get; init; } = 15;
+    public int WarmupSteps { get; init; } = 30;
 
     /// <summary>AdamW weight decay.</summary>
     public double WeightDecay { get; init; }

@@ -1,0 +1,121 @@
+using System.CommandLine;
+using LLGBM.Lora;
+using LLGBM.Teachers;
+using Spectre.Console;
+
+namespace LLGBM.Cli.Commands;
+
+/// <summary><c>llgbm teachers …</c>: the teacher LoRA pool.</summary>
+public static class TeachersCommand
+{
+    /// <summary>Creates the <c>teachers</c> command and its subcommands.</summary>
+    public static Command Create()
+    {
+        var command = new Command("teachers", "Teacher LoRA adapters: one LoRA SFT run per task, with adapters kept along the run's tail.");
+        command.Subcommands.Add(CreateTrain());
+        command.Subcommands.Add(CreateManifest());
+        return command;
+    }
+
+    static Command CreateTrain()
+    {
+        var defaults = new TeacherTrainingSettings();
+        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => "runs/base-tiny" };
+        var tasks = new Option<string>("--tasks") { Description = "Root of the task directories.", DefaultValueFactory = _ => "runs/suite" };
+        var output = new Option<string>("--out") { Description = "The pool's directory.", DefaultValueFactory = _ => "runs/teachers" };
+        var only = new Option<string[]>("--task") { Description = "Train only these tasks (repeatable).", AllowMultipleArgumentsPerToken = true };
+        var steps = new Option<int>("--steps") { Description = "Optimiser steps per task.", DefaultValueFactory = _ => defaults.Steps };
+        var batch = new Option<int>("--batch-size") { Description = "Examples per step.", DefaultValueFactory = _ => defaults.BatchSize };
+        var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => defaults.LearningRate };
+        var rank = new Option<int>("--rank") { Description = "LoRA rank r.", DefaultValueFactory = _ => defaults.Lora.Rank };
+        var alpha = new Option<double>("--alpha") { Description = "LoRA alpha.", DefaultValueFactory = _ => defaults.Lora.Alpha };
+        var targets = new Option<string>("--targets") { Description = "Comma-separated target modules.", DefaultValueFactory = _ => string.Join(',', defaults.Lora.TargetModules) };
+        var checkpoints = new Option<int>("--checkpoints") { Description = "Adapters kept per task (N).", DefaultValueFactory = _ => defaults.Checkpoints };
+        var every = new Option<int>("--every") { Description = "Steps between kept adapters (K); the last one is the final step.", DefaultValueFactory = _ => defaults.Every };
+        var seed = new Option<long>("--seed") { Description = "Training seed.", DefaultValueFactory = _ => 0 };
+        var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples scored per kept adapter.", DefaultValueFactory = _ => defaults.EvaluationLimit };
+        var shard = new Option<string>("--shard") { Description = "i/n: train only shard i (0-based) of n, e.g. one Slurm array task each.", DefaultValueFactory = _ => "0/1" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var command = new Command("train", "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; finished tasks are skipped.")
+        {
+            baseModel, tasks, output, only, steps, batch, lr, rank, alpha, targets, checkpoints, every, seed, evalLimit, shard, device,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var (index, count) = ParseShard(parse.GetValue(shard)!);
+            var training = defaults with
+            {
+                Lora = defaults.Lora with
+                {
+                    Rank = parse.GetValue(rank),
+                    Alpha = parse.GetValue(alpha),
+                    TargetModules = parse.GetValue(targets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                },
+                Steps = parse.GetValue(steps),
+                BatchSize = parse.GetValue(batch),
+                LearningRate = parse.GetValue(lr),
+                Checkpoints = parse.GetValue(checkpoints),
+                Every = parse.GetValue(every),
+                Seed = parse.GetValue(seed),
+                EvaluationLimit = parse.GetValue(evalLimit),
+                Device = TorchChoices.Device(parse.GetValue(device)!),
+            };
+            var err = CommandAction.Err(parse);
+            var selected = parse.GetValue(only);
+            var settings = new TeacherPoolSettings
+            {
+                BaseModel = parse.GetValue(baseModel)!,
+                TasksRoot = parse.GetValue(tasks)!,
+                Output = parse.GetValue(output)!,
+                Training = training,
+                Tasks = selected is { Length: > 0 } ? selected : null,
+                ShardIndex = index,
+                ShardCount = count,
+            };
+            var manifests = TeacherPool.Train(
+                settings,
+                p =>
+                {
+                    if (p.Step % 50 == 0)
+                        err.WriteLine($"[teachers] {p.Task}: step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}");
+                },
+                line => err.WriteLine($"[teachers] {line}"));
+            var table = new Table().AddColumns("task", "domain", "adapters", "last train loss", "test accuracy (last)", "training s");
+            foreach (var m in manifests)
+            {
+                var last = m.Checkpoints[^1];
+                table.AddRow(m.Task, last.Domain, m.Checkpoints.Count.ToString(), $"{last.TrainLoss:F4}", $"{last.TestAccuracy:P1}", $"{m.TrainingSeconds:F1}");
+            }
+            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(CommandAction.Out(parse)) }).Write(table);
+            CommandAction.Out(parse).WriteLine(
+                $"{settings.Output}: {manifests.Count} tasks in shard {index}/{count}, {manifests.Sum(m => m.Checkpoints.Count)} adapters; manifest {TeacherPool.ManifestName}");
+            return 0;
+        });
+        return command;
+    }
+
+    static Command CreateManifest()
+    {
+        var output = new Option<string>("--out") { Description = "The pool's directory.", DefaultValueFactory = _ => "runs/teachers" };
+        var command = new Command("manifest", "Merges the per-task manifests of every shard into the pool's manifest.json.") { output };
+        CommandAction.Set(command, parse =>
+        {
+            var dir = parse.GetValue(output)!;
+            if (!Directory.Exists(dir))
+                throw new LlgbmException($"--out {dir}: no such teacher pool directory.");
+            var manifests = TeacherPool.WriteManifest(dir);
+            CommandAction.Out(parse).WriteLine($"{dir}/{TeacherPool.ManifestName}: {manifests.Count} tasks, {manifests.Sum(m => m.Checkpoints.Count)} adapters");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>Parses "i/n" (0 ≤ i &lt; n).</summary>
+    public static (int Index, int Count) ParseShard(string text)
+    {
+        var parts = text.Split('/');
+        if (parts.Length == 2 && int.TryParse(parts[0], out var i) && int.TryParse(parts[1], out var n) && n > 0 && i >= 0 && i < n)
+            return (i, n);
+        throw new LlgbmException($"--shard {text}: expected i/n with 0 ≤ i < n, e.g. 0/4.");
+    }
+}

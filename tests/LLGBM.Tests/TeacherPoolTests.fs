@@ -1,0 +1,183 @@
+module LLGBM.Tests.TeacherPoolTests
+
+open System.IO
+open System.Security.Cryptography
+open Expecto
+open LLGBM
+open LLGBM.Checkpoints
+open LLGBM.Lora
+open LLGBM.Tasks
+open LLGBM.Tasks.Synthetic
+open LLGBM.Teachers
+open LLGBM.Tests.TestModels
+
+let private sha256 (path: string) =
+    System.Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes path))
+
+/// A tiny base (random weights, byte-level tokenizer) and a small suite under `root`.
+let private fixture (root: string) =
+    let baseDir = Path.Combine(root, "base")
+    use out = new StringWriter()
+    use err = new StringWriter()
+
+    let code =
+        LLGBM.Cli.LlgbmCommand.Run([| "base"; "init"; "--preset"; "tiny"; "--out"; baseDir |], out, err)
+
+    Expect.equal code 0 (err.ToString())
+    let suite = Path.Combine(root, "suite")
+
+    SyntheticSuiteFiles.Write(suite, SyntheticSuiteSettings(TrainCount = 40, TestCount = 8))
+    |> ignore
+
+    baseDir, suite
+
+let private small =
+    TeacherTrainingSettings(Steps = 8, BatchSize = 8, WarmupSteps = 2, Checkpoints = 3, Every = 2, EvaluationLimit = 4)
+
+[<Tests>]
+let tests =
+    testSequenced
+    <| testList "TeacherPool" [
+        test "TeacherTrainingSettings: adapters are kept every K steps in the tail, ending at the last step" {
+            Expect.sequenceEqual (small.CheckpointSteps()) [ 4; 6; 8 ] "3 every 2 of 8"
+            let bad = TeacherTrainingSettings(Steps = 8, Checkpoints = 5, Every = 2)
+
+            Expect.stringContains
+                (errorMessage<LlgbmException>(fun () -> bad.Validate() |> ignore))
+                "more than 8 steps"
+                "too many"
+        }
+
+        test "Train: PEFT adapters per kept step, manifests with their hashes, resumable and sharded" {
+            SafetensorsTests.Kit.withTempDir (fun root ->
+                let baseDir, suite = fixture root
+                let out = Path.Combine(root, "teachers")
+                let tasks = [| "upper"; "add-2"; "largest" |]
+
+                let settings shard =
+                    TeacherPoolSettings(
+                        BaseModel = baseDir,
+                        TasksRoot = suite,
+                        Output = out,
+                        Training = small,
+                        Tasks = tasks,
+                        ShardIndex = shard,
+                        ShardCount = 2
+                    )
+
+                // tasks in name order: add-2, largest, upper -> shard 0 gets add-2 and upper, shard 1 gets largest
+                let first = TeacherPool.Train(settings 0)
+                Expect.sequenceEqual (first |> Seq.map (fun m -> m.Task)) [ "add-2"; "upper" ] "shard 0 of 2"
+
+                Expect.sequenceEqual
+                    ((TeacherPool.ReadManifest out) |> Seq.map (fun m -> m.Task))
+                    [ "add-2"; "upper" ]
+                    "manifest so far"
+
+                let second = TeacherPool.Train(settings 1)
+                Expect.sequenceEqual (second |> Seq.map (fun m -> m.Task)) [ "largest" ] "shard 1 of 2"
+                let all = TeacherPool.ReadManifest out
+
+                Expect.sequenceEqual
+                    (all |> Seq.map (fun m -> m.Task))
+                    [ "add-2"; "largest"; "upper" ]
+                    "the merged manifest"
+
+                for m in all do
+                    Expect.sequenceEqual
+                        (m.Checkpoints |> Seq.map (fun c -> c.Step))
+                        [ 4; 6; 8 ]
+                        $"{m.Task}: kept steps"
+
+                    for c in m.Checkpoints do
+                        let dir = Path.Combine(out, c.Adapter)
+
+                        Expect.equal
+                            c.AdapterSha256
+                            (sha256 (Path.Combine(dir, "adapter_model.safetensors")))
+                            "weights hash"
+
+                        Expect.equal c.ConfigSha256 (sha256 (Path.Combine(dir, "adapter_config.json"))) "config hash"
+                        Expect.equal c.TestCount 4 "scored on the test split"
+                        use model = Qwen2Checkpoint.Load baseDir
+                        let struct (config, adapter) = PeftAdapter.Load(dir, model.Config)
+                        use adapter = adapter
+                        Expect.equal config.Rank 8 "rank"
+
+                        Expect.isGreaterThan
+                            (adapter.Modules.Values |> Seq.sumBy (fun a -> a.B.abs().sum().item<float32>()))
+                            0f
+                            "trained: B is no longer zero"
+
+                let stamp = File.GetLastWriteTimeUtc(Path.Combine(out, "upper", "teacher.json"))
+                let again = TeacherPool.Train(settings 0)
+                Expect.equal again.Count 2 "the shard's tasks reported"
+
+                Expect.equal
+                    (File.GetLastWriteTimeUtc(Path.Combine(out, "upper", "teacher.json")))
+                    stamp
+                    "finished tasks are not retrained"
+
+                let changed =
+                    TeacherPoolSettings(
+                        BaseModel = baseDir,
+                        TasksRoot = suite,
+                        Output = out,
+                        Training =
+                            TeacherTrainingSettings(
+                                Steps = 8,
+                                BatchSize = 8,
+                                WarmupSteps = 2,
+                                Checkpoints = 3,
+                                Every = 2,
+                                EvaluationLimit = 4,
+                                Seed = 1L
+                            ),
+                        Tasks = [| "upper" |]
+                    )
+
+                TeacherPool.Train changed |> ignore
+
+                Expect.isGreaterThan
+                    (File.GetLastWriteTimeUtc(Path.Combine(out, "upper", "teacher.json")))
+                    stamp
+                    "other settings: retrained")
+        }
+
+        test "TeacherTrainer.Train: the training loss falls and the base model is left untouched" {
+            SafetensorsTests.Kit.withTempDir (fun root ->
+                let baseDir, suite = fixture root
+                use model = Qwen2Checkpoint.Load baseDir
+
+                let before =
+                    model.state_dict ()
+                    |> Seq.map (fun kv -> kv.Key, kv.Value.clone ())
+                    |> Map.ofSeq
+
+                let tokenizer = LLGBM.Text.Tokenizers.Load baseDir
+                let task = TaskDirectory.Load(Path.Combine(suite, "upper"))
+                let losses = ResizeArray()
+
+                let settings =
+                    TeacherTrainingSettings(Steps = 40, BatchSize = 16, WarmupSteps = 4, Checkpoints = 2, Every = 20)
+
+                TeacherTrainer.Train(model, tokenizer, task, settings, (fun _ _ loss -> losses.Add loss))
+                Expect.equal losses.Count 2 "two kept adapters"
+                Expect.isLessThan losses[1] losses[0] "the second half's loss is lower"
+
+                for KeyValue(name, t) in model.state_dict () do
+                    Expect.equal (maxAbsDiff t before[name]) 0.0 $"{name} unchanged"
+                    Expect.isTrue t.requires_grad $"{name}: requires_grad restored")
+        }
+
+        test "teachers train --shard rejects a malformed shard" {
+            use out = new StringWriter()
+            use err = new StringWriter()
+
+            let code =
+                LLGBM.Cli.LlgbmCommand.Run([| "teachers"; "train"; "--shard"; "2/2" |], out, err)
+
+            Expect.equal code 2 "exit code"
+            Expect.stringContains (err.ToString()) "0 ≤ i < n" "explains"
+        }
+    ]
