@@ -95,7 +95,7 @@ public static class BaseCommand
             }
             double Mean(string format) => report.Evaluations.Where(e => e.Format == format).Average(e => e.Accuracy);
             table.AddRow("all tasks", $"{Mean("instructed"):P1}", $"{Mean("bare"):P1}");
-            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(CommandAction.Out(parse)) }).Write(table);
+            CommandAction.Write(CommandAction.Out(parse), table);
             CommandAction.Out(parse).WriteLine(
                 $"{dir}: {(report.Cached ? "reused" : "pretrained")} ({report.TrainingSeconds:F0} s of training); per-task accuracies in {Pretraining.BaseModelBuilder.ReportName}");
             return 0;

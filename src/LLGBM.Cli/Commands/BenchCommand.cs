@@ -82,7 +82,7 @@ public static class BenchCommand
             table.AddRow("achieved GFLOP/s", $"{result.AchievedGflopsPerSecond:F1}");
             table.AddRow($"matmul {result.MatmulSize}² GFLOP/s", $"{result.MatmulGflopsPerSecond:F1}");
             table.AddRow("model FLOP utilisation (vs matmul)", $"{result.ModelFlopUtilisation:P1}");
-            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(CommandAction.Out(parse)) }).Write(table);
+            CommandAction.Write(CommandAction.Out(parse), table);
             return 0;
         });
         return command;

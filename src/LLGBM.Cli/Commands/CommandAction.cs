@@ -28,4 +28,16 @@ public static class CommandAction
 
     /// <summary>Where a command writes progress and diagnostics (standard error unless redirected).</summary>
     public static TextWriter Err(ParseResult parse) => parse.InvocationConfiguration.Error;
+
+    /// <summary>
+    /// Writes a table (or any Spectre renderable) to <paramref name="output"/>; when that is not a terminal, lines
+    /// are laid out 160 columns wide instead of the 80 a redirected console defaults to.
+    /// </summary>
+    public static void Write(TextWriter output, Spectre.Console.Rendering.IRenderable renderable)
+    {
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(output) });
+        if (Console.IsOutputRedirected || !ReferenceEquals(output, Console.Out))
+            console.Profile.Width = 160;
+        console.Write(renderable);
+    }
 }

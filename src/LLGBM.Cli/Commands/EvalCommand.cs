@@ -139,5 +139,5 @@ public static class EvalCommand
 
     /// <summary>Writes <see cref="ResultsTable"/> to <paramref name="output"/> as plain text.</summary>
     public static void WriteTable(TextWriter output, IReadOnlyList<TaskEvaluation> results) =>
-        AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) }).Write(ResultsTable(results));
+        CommandAction.Write(output, ResultsTable(results));
 }

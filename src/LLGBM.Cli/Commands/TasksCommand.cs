@@ -78,7 +78,7 @@ public static class TasksCommand
             var table = new Table().AddColumns("domain", "tasks", "train / test per task");
             foreach (var domain in tasks.GroupBy(t => t.Spec.Domain))
                 table.AddRow(domain.Key, string.Join(", ", domain.Select(t => t.Spec.Name)), $"{domain.First().Train.Count} / {domain.First().Test.Count}");
-            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(CommandAction.Out(parse)) }).Write(table);
+            CommandAction.Write(CommandAction.Out(parse), table);
             CommandAction.Out(parse).WriteLine($"wrote {tasks.Count} tasks and {SyntheticSuite.Splits().Count} splits to {root}");
             return 0;
         });

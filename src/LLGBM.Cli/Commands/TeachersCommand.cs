@@ -1,5 +1,4 @@
 using System.CommandLine;
-using LLGBM.Lora;
 using LLGBM.Teachers;
 using Spectre.Console;
 
@@ -80,13 +79,26 @@ public static class TeachersCommand
                         err.WriteLine($"[teachers] {p.Task}: step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}");
                 },
                 line => err.WriteLine($"[teachers] {line}"));
-            var table = new Table().AddColumns("task", "domain", "adapters", "last train loss", "test accuracy (last)", "training s");
+            // The base model's instructed accuracy per task, when it was pretrained here: what the teachers should recover.
+            var instructed = Pretraining.BaseModelBuilder.ReadReport(settings.BaseModel)?.Evaluations
+                .Where(e => e.Format == "instructed")
+                .ToDictionary(e => e.Task, e => e.Accuracy) ?? [];
+            var table = new Table().AddColumns("task", "domain", "adapters", "last train loss", "teacher accuracy (bare)", "base accuracy (instructed)", "training s");
             foreach (var m in manifests)
             {
                 var last = m.Checkpoints[^1];
-                table.AddRow(m.Task, last.Domain, m.Checkpoints.Count.ToString(), $"{last.TrainLoss:F4}", $"{last.TestAccuracy:P1}", $"{m.TrainingSeconds:F1}");
+                var reference = instructed.TryGetValue(m.Task, out var a) ? $"{a:P1}" : "-";
+                table.AddRow(m.Task, last.Domain, m.Checkpoints.Count.ToString(), $"{last.TrainLoss:F4}", $"{last.TestAccuracy:P1}", reference, $"{m.TrainingSeconds:F1}");
             }
-            AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(CommandAction.Out(parse)) }).Write(table);
+            CommandAction.Write(CommandAction.Out(parse), table);
+            var compared = manifests.Where(m => instructed.ContainsKey(m.Task)).ToList();
+            if (compared.Count > 0)
+            {
+                var teacherMean = compared.Average(m => m.Checkpoints[^1].TestAccuracy);
+                var baseMean = compared.Average(m => instructed[m.Task]);
+                CommandAction.Out(parse).WriteLine(
+                    $"over {compared.Count} tasks: teachers {teacherMean:P1} without instructions, the base {baseMean:P1} with them ({teacherMean / baseMean:P0} of it)");
+            }
             CommandAction.Out(parse).WriteLine(
                 $"{settings.Output}: {manifests.Count} tasks in shard {index}/{count}, {manifests.Sum(m => m.Checkpoints.Count)} adapters; manifest {TeacherPool.ManifestName}");
             return 0;

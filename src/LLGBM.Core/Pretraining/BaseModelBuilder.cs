@@ -34,7 +34,7 @@ public static class BaseModelBuilder
         Action<PretrainingProgress>? progress = null, Action<string>? log = null)
     {
         var hash = recipe.Hash();
-        if (!force && ReadReport(directory) is { } existing && existing.Hash == hash)
+        if (!force && ReadReportWithHash(directory) is { } existing && existing.Hash == hash)
         {
             log?.Invoke($"{directory}: already pretrained with this recipe ({hash[..12]}); reusing it");
             return existing.Report with { Cached = true };
@@ -89,7 +89,10 @@ public static class BaseModelBuilder
         });
     }
 
-    static (string Hash, BaseModelReport Report)? ReadReport(string directory)
+    /// <summary>The report of a base model built here (<c>pretraining.json</c>), or null when there is none.</summary>
+    public static BaseModelReport? ReadReport(string directory) => ReadReportWithHash(directory)?.Report;
+
+    static (string Hash, BaseModelReport Report)? ReadReportWithHash(string directory)
     {
         var path = Path.Combine(directory, ReportName);
         if (!File.Exists(path) || !File.Exists(Path.Combine(directory, "config.json")))
