@@ -9,14 +9,9 @@ open LLGBM.Lora
 open LLGBM.Model
 open LLGBM.Text
 open LLGBM.Tests.TestModels
+open LLGBM.Tests.TestCli
 open LLGBM.Tests.SafetensorsTests.Kit
 
-/// Runs `llgbm args` in-process; returns (exit code, stdout, stderr).
-let private llgbm (args: string list) =
-    use out = new StringWriter()
-    use err = new StringWriter()
-    let code = LlgbmCommand.Run(Array.ofList args, out, err)
-    code, out.ToString(), err.ToString()
 
 /// The logits `forward --json` prints, row-major.
 let private printedLogits (args: string list) =

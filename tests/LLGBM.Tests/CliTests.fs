@@ -8,14 +8,9 @@ open LLGBM.Lora
 open LLGBM.Model
 open LLGBM.Text
 open LLGBM.Tests.TestModels
+open LLGBM.Tests.TestCli
 open LLGBM.Tests.SafetensorsTests.Kit
 
-/// Runs `llgbm args` in-process; returns (exit code, stdout, stderr).
-let private llgbm (args: string list) =
-    use out = new StringWriter()
-    use err = new StringWriter()
-    let code = LlgbmCommand.Run(Array.ofList args, out, err)
-    code, out.ToString(), err.ToString()
 
 [<Tests>]
 let tests =

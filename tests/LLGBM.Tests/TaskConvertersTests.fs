@@ -4,6 +4,7 @@ open System
 open System.Collections.Generic
 open System.IO
 open Expecto
+open LLGBM.Tests.TestModels
 open Parquet.Schema
 open Parquet.Serialization
 open LLGBM
@@ -24,11 +25,7 @@ let private convert (format: string) (path: string) =
 let private mc (prompt: string) (answer: string) (choices: string list) = prompt, answer, Some choices
 
 let private formatError (load: unit -> 'a) =
-    try
-        load () |> ignore
-        failtest "expected a TaskFormatException"
-    with :? TaskFormatException as e ->
-        e
+    thrown<TaskFormatException>(load >> ignore)
 
 /// Writes hand-written rows as a Parquet file with the given schema (Parquet.Net's untyped writer).
 let private writeParquet (path: string) (schema: ParquetSchema) (rows: (string * obj) list list) =

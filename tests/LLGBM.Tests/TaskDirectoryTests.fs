@@ -5,6 +5,7 @@ open System.IO
 open System.Text
 open System.Text.Json
 open Expecto
+open LLGBM.Tests.TestModels
 open FsCheck.FSharp
 open LLGBM.Tasks
 open LLGBM.Tests.SafetensorsTests.Kit
@@ -45,13 +46,8 @@ let private makeTask (dir: string) (spec: string) (train: string) (test: string)
     write dir "train.jsonl" train |> ignore
     write dir "test.jsonl" test |> ignore
 
-/// The TaskFormatException that `load` raises.
 let private formatError (load: unit -> 'a) =
-    try
-        load () |> ignore
-        failtest "expected a TaskFormatException"
-    with :? TaskFormatException as e ->
-        e
+    thrown<TaskFormatException>(load >> ignore)
 
 [<Tests>]
 let load =

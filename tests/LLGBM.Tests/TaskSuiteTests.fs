@@ -2,6 +2,7 @@ module LLGBM.Tests.TaskSuiteTests
 
 open System.IO
 open Expecto
+open LLGBM.Tests.TestModels
 open LLGBM.Tasks
 open LLGBM.Tests.SafetensorsTests.Kit
 
@@ -11,11 +12,7 @@ let private save (root: string) (directory: string) (name: string) (prompts: str
     TaskDirectory.Save(Path.Combine(root, directory), TaskData(spec, train, [||]))
 
 let private formatError (load: unit -> 'a) =
-    try
-        load () |> ignore
-        failtest "expected a TaskFormatException"
-    with :? TaskFormatException as e ->
-        e
+    thrown<TaskFormatException>(load >> ignore)
 
 [<Tests>]
 let tests =

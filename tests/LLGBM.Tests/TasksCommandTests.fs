@@ -2,18 +2,13 @@ module LLGBM.Tests.TasksCommandTests
 
 open System.IO
 open Expecto
+open LLGBM.Tests.TestCli
 open LLGBM.Cli
 open LLGBM.Tasks
 open LLGBM.Tests.SafetensorsTests.Kit
 open LLGBM.Tests.TaskDirectoryTests
 open LLGBM.Tests.TaskConvertersTests
 
-/// Runs `llgbm args` in-process; returns (exit code, stdout, stderr).
-let private llgbm (args: string list) =
-    use out = new StringWriter()
-    use err = new StringWriter()
-    let code = LlgbmCommand.Run(Array.ofList args, out, err)
-    code, out.ToString(), err.ToString()
 
 [<Tests>]
 let tests =

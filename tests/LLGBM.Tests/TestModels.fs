@@ -74,13 +74,16 @@ let loadOracleWeights (model: Qwen2ForCausalLM) (weights: ReferenceQwen2.Weights
         use source = torch.tensor(data).reshape(shape |> Array.map int64)
         t.copy_ source |> ignore
 
-/// The message of the `'E` that `f` throws; fails the test when it throws nothing.
-let errorMessage<'E when 'E :> exn> (f: unit -> unit) : string =
+/// The `'E` that `f` throws; fails the test when it throws nothing.
+let thrown<'E when 'E :> exn> (f: unit -> unit) : 'E =
     try
         f ()
         Expecto.Tests.failtestf "expected %s, but nothing was thrown" typeof<'E>.Name
     with :? 'E as e ->
-        e.Message
+        e
+
+/// The message of the `'E` that `f` throws; fails the test when it throws nothing.
+let errorMessage<'E when 'E :> exn> (f: unit -> unit) : string = (thrown<'E> f).Message
 
 /// A LoRA set over the given (layer, module name) pairs of `config` with factors A [rank, in] and B [out, rank]
 /// drawn from N(0, std) and the given scale; the set owns its tensors.
