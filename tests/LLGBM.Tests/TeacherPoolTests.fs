@@ -128,8 +128,8 @@ let tests =
                                 Steps = 8,
                                 BatchSize = 8,
                                 WarmupSteps = 2,
-                                Checkpoints = 3,
-                                Every = 2,
+                                Checkpoints = 2,
+                                Every = 3,
                                 EvaluationLimit = 4,
                                 Seed = 1L
                             ),
@@ -141,7 +141,14 @@ let tests =
                 Expect.isGreaterThan
                     (File.GetLastWriteTimeUtc(Path.Combine(out, "upper", "teacher.json")))
                     stamp
-                    "other settings: retrained")
+                    "other settings: retrained"
+
+                Expect.sequenceEqual
+                    (Directory.GetDirectories(Path.Combine(out, "upper"))
+                     |> Array.map Path.GetFileName
+                     |> Array.sort)
+                    [| "step-00005"; "step-00008" |]
+                    "adapters of the earlier run are gone")
         }
 
         test "TeacherTrainer.Train: the training loss falls and the base model is left untouched" {

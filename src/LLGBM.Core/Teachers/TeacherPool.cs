@@ -135,7 +135,10 @@ public static class TeacherPool
         var name = task.Spec.Name;
         var taskDir = Path.Combine(settings.Output, name);
         Directory.CreateDirectory(taskDir);
+        // A task is retrained whole: its record goes first, then adapters of earlier runs (other steps or settings).
         File.Delete(Path.Combine(taskDir, TaskManifestName));
+        foreach (var stale in Directory.EnumerateDirectories(taskDir, "*step-*"))
+            Directory.Delete(stale, recursive: true);
         var checkpoints = new List<TeacherCheckpoint>();
         var evaluation = new Stopwatch();
         var watch = Stopwatch.StartNew();
