@@ -217,3 +217,34 @@ let shrinkText (text: string) : seq<string> =
 /// `unicodeTextWith` with shrinking towards shorter texts.
 let unicodeTextArb (specials: string list) : Arbitrary<string> =
     Arb.fromGenShrink (unicodeTextWith specials, shrinkText)
+
+/// A batch of vector pairs for the delta losses: N in 1..4 rows of D in 1..8 values each (see `vector`), every
+/// vector non-zero (so that normalising it is well defined), as row-major arrays with (N, D).
+type VectorPairs = {
+    Rows: int
+    Dim: int
+    Predicted: float[]
+    Target: float[]
+}
+
+/// `VectorPairs` with a positive scale factor in [1/16, 8] (a multiple of 1/16, exact in float32).
+let vectorPairs: Gen<VectorPairs * float> =
+    let nonZero (dim: int) =
+        vector dim |> Gen.where (Array.exists (fun x -> x <> 0.0))
+
+    gen {
+        let! rows = Gen.choose (1, 4)
+        let! dim = smallDim
+        let! predicted = nonZero dim |> Gen.arrayOfLength rows |> Gen.map Array.concat
+        let! target = nonZero dim |> Gen.arrayOfLength rows |> Gen.map Array.concat
+        let! scale = Gen.choose (1, 128) |> Gen.map (fun i -> float i / 16.0)
+
+        return
+            {
+                Rows = rows
+                Dim = dim
+                Predicted = predicted
+                Target = target
+            },
+            scale
+    }

@@ -108,3 +108,20 @@ let randomLora
         ]
 
     new LLGBM.Lora.LoraSet(modules, true)
+
+/// The derivative of the scalar `f x` with respect to the flat entry `index` of `x` (float64), by central differences
+/// with step `h`, next to the one autograd gives; `x` is left unchanged.
+let gradientCheck (f: torch.Tensor -> torch.Tensor) (x: torch.Tensor) (index: int64) (h: float) =
+    use leaf = x.detach().clone().requires_grad_(true)
+    use loss = f leaf
+    loss.backward ()
+    let analytic = leaf.grad.view(-1).[index].item<float>()
+
+    let at (shift: float) =
+        use _ = torch.no_grad ()
+        use moved = x.detach().clone()
+        moved.view(-1).[index].add_(shift.ToScalar()) |> ignore
+        use value = f moved
+        value.item<float>()
+
+    analytic, (at h - at -h) / (2.0 * h)
