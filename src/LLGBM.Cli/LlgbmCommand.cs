@@ -13,6 +13,7 @@ public static class LlgbmCommand
             "LLGBM: behaviour-supervised LoRA generation for Qwen2-family models. Run a command with --help for its options.");
         root.Subcommands.Add(BaseCommand.Create());
         root.Subcommands.Add(ForwardCommand.Create());
+        root.Subcommands.Add(DeltaCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TasksCommand.Create());
