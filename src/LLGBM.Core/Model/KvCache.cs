@@ -36,24 +36,6 @@ public sealed class KvCache : IDisposable
         return (keys[layer]!, values[layer]!);
     }
 
-    /// <summary>Keeps only the batch rows in <paramref name="rows"/> (e.g. to drop finished sequences).</summary>
-    public void SelectRows(Tensor rows)
-    {
-        for (var i = 0; i < keys.Length; i++)
-        {
-            if (keys[i] is { } k)
-            {
-                keys[i] = k.index_select(0, rows).DetachFromDisposeScope();
-                k.Dispose();
-            }
-            if (values[i] is { } v)
-            {
-                values[i] = v.index_select(0, rows).DetachFromDisposeScope();
-                v.Dispose();
-            }
-        }
-    }
-
     /// <inheritdoc/>
     public void Dispose()
     {
