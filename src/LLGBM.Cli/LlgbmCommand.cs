@@ -14,6 +14,7 @@ public static class LlgbmCommand
         root.Subcommands.Add(BaseCommand.Create());
         root.Subcommands.Add(ForwardCommand.Create());
         root.Subcommands.Add(DeltaCommand.Create());
+        root.Subcommands.Add(DeltasCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TasksCommand.Create());
