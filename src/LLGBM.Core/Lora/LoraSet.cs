@@ -16,6 +16,10 @@ public sealed class LoraSet : IDisposable
     readonly Dictionary<string, LoraModule> modules;
     readonly bool ownsTensors;
 
+    // The architecture this set last passed ValidateFor against: the forward pass validates on every call (once per
+    // decoding step or training step), and a set's modules never change, so one check per architecture suffices.
+    Qwen2Config? validatedFor;
+
     /// <summary>A set over the given modules; with <paramref name="ownsTensors"/> it disposes them.</summary>
     public LoraSet(IReadOnlyDictionary<string, LoraModule> modules, bool ownsTensors = false, double dropout = 0)
     {
@@ -92,6 +96,8 @@ public sealed class LoraSet : IDisposable
     /// </summary>
     public LoraSet ValidateFor(Qwen2Config model, string source = "LoRA set")
     {
+        if (ReferenceEquals(validatedFor, model))
+            return this;
         var problems = new List<string>();
         foreach (var (path, module) in modules)
         {
@@ -109,6 +115,7 @@ public sealed class LoraSet : IDisposable
             problems.Add($"batched modules hold different numbers of adapters ({string.Join(", ", counts)})");
         if (problems.Count > 0)
             throw new LlgbmException($"{source}: {string.Join("; ", problems)}.");
+        validatedFor = model;
         return this;
     }
 
