@@ -1,0 +1,42 @@
+using LLGBM.Lora;
+using static TorchSharp.torch;
+
+namespace LLGBM.Generators;
+
+/// <summary>Views and rearrangements of batched LoRA sets (A [N, r, in], B [N, out, r] per module).</summary>
+public static class BatchedLoraSets
+{
+    /// <summary>
+    /// Adapter <paramref name="index"/> of a batched set as an unbatched set (views of the batched tensors; the result
+    /// owns fresh view handles and disposes only those).
+    /// </summary>
+    public static LoraSet Select(LoraSet batched, long index)
+    {
+        var modules = new Dictionary<string, LoraModule>();
+        foreach (var (path, m) in batched.Modules)
+            modules[path] = m with
+            {
+                A = m.A is { } a ? (m.IsBatched ? a[index] : a.alias()).DetachFromDisposeScope() : null,
+                B = m.B is { } b ? (m.IsBatched ? b[index] : b.alias()).DetachFromDisposeScope() : null,
+                Delta = m.Delta is { } d ? (m.IsBatched ? d[index] : d.alias()).DetachFromDisposeScope() : null,
+            };
+        return new LoraSet(modules, ownsTensors: true, batched.Dropout);
+    }
+
+    /// <summary>
+    /// A batched set in which adapter n of <paramref name="batched"/> is repeated for <paramref name="rows"/>
+    /// consecutive rows (N · rows adapters), for running every row of a shared input batch under every adapter.
+    /// </summary>
+    public static LoraSet RepeatEach(LoraSet batched, long rows)
+    {
+        var modules = new Dictionary<string, LoraModule>();
+        foreach (var (path, m) in batched.Modules)
+            modules[path] = m with
+            {
+                A = m.A?.repeat_interleave(rows, 0),
+                B = m.B?.repeat_interleave(rows, 0),
+                Delta = m.Delta?.repeat_interleave(rows, 0),
+            };
+        return new LoraSet(modules, ownsTensors: true, batched.Dropout);
+    }
+}

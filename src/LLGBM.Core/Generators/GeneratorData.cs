@@ -1,0 +1,170 @@
+using LLGBM.Checkpoints;
+using LLGBM.Delta;
+using LLGBM.Model;
+using LLGBM.Tasks;
+using LLGBM.Tasks.Synthetic;
+using LLGBM.Text;
+using static TorchSharp.torch;
+
+namespace LLGBM.Generators;
+
+/// <summary>Where a generator experiment reads its inputs.</summary>
+/// <param name="Base">The base model checkpoint directory.</param>
+/// <param name="Tasks">The task suite root (with <c>suite.json</c> for the splits).</param>
+/// <param name="Teachers">The teacher pool.</param>
+/// <param name="Deltas">The delta cache (filled for the generator's probes when entries are missing).</param>
+public sealed record GeneratorInputs(string Base, string Tasks, string Teachers, string Deltas)
+{
+    /// <summary>The layout <c>llgbm</c>'s commands write by default under <paramref name="runs"/>.</summary>
+    public static GeneratorInputs Default(string runs = "runs") =>
+        new(Path.Combine(runs, "base-tiny"), Path.Combine(runs, "suite"), Path.Combine(runs, "teachers"), Path.Combine(runs, "deltas"));
+}
+
+/// <summary>
+/// Everything a generator experiment holds in memory: the frozen base model and its tokenizer, the split's training
+/// and test tasks, the teachers of both with their deltas, the encoded condition pools, and the delta embedder of the
+/// generator's probes. Built once and shared by training and evaluation.
+/// </summary>
+public sealed class GeneratorData : IDisposable
+{
+    GeneratorData(
+        GeneratorInputs inputs, Qwen2ForCausalLM model, ITokenizer tokenizer, IReadOnlyList<TaskData> train, IReadOnlyList<TaskData> test,
+        TeacherBank teachers, ConditionBank conditions, DeltaEmbedder embedder, ProbeSet probes, string encoder)
+    {
+        Inputs = inputs;
+        Model = model;
+        Tokenizer = tokenizer;
+        TrainTasks = train;
+        TestTasks = test;
+        Teachers = teachers;
+        Conditions = conditions;
+        Embedder = embedder;
+        Probes = probes;
+        Encoder = encoder;
+    }
+
+    /// <summary>The paths read.</summary>
+    public GeneratorInputs Inputs { get; }
+
+    /// <summary>The frozen base model (evaluation mode, parameters without gradients).</summary>
+    public Qwen2ForCausalLM Model { get; }
+
+    /// <summary>The base model's tokenizer.</summary>
+    public ITokenizer Tokenizer { get; }
+
+    /// <summary>The split's training tasks.</summary>
+    public IReadOnlyList<TaskData> TrainTasks { get; }
+
+    /// <summary>The split's test (held-out) tasks.</summary>
+    public IReadOnlyList<TaskData> TestTasks { get; }
+
+    /// <summary>The teachers of the training and test tasks with their deltas.</summary>
+    public TeacherBank Teachers { get; }
+
+    /// <summary>The encoded condition pools of the training and test tasks.</summary>
+    public ConditionBank Conditions { get; }
+
+    /// <summary>The differentiable delta embedder of the probes.</summary>
+    public DeltaEmbedder Embedder { get; }
+
+    /// <summary>The probes of the delta term.</summary>
+    public ProbeSet Probes { get; }
+
+    /// <summary>The condition encoder's identity.</summary>
+    public string Encoder { get; }
+
+    /// <summary>
+    /// Loads the inputs of <paramref name="config"/>: the split named by <see cref="GeneratorConfig.Split"/>, the
+    /// teachers (computing missing deltas), and the condition pools encoded with <paramref name="encode"/>
+    /// (texts → [n, D]), whose identity <paramref name="encoder"/> is recorded with the run.
+    /// </summary>
+    public static GeneratorData Load(
+        GeneratorInputs inputs, GeneratorConfig config, Func<IReadOnlyList<string>, Tensor> encode, string encoder,
+        Action<string>? log = null, Device? device = null)
+    {
+        var all = TaskSuite.LoadAll(inputs.Tasks);
+        SuiteSplit? split = null;
+        if (config.TrainTasks is null || config.TestTasks is null)
+        {
+            if (!File.Exists(Path.Combine(inputs.Tasks, SyntheticSuiteFiles.ManifestName)))
+                throw new LlgbmException($"{inputs.Tasks}: no {SyntheticSuiteFiles.ManifestName} with splits; name the tasks with train_tasks and test_tasks in the config.");
+            split = SyntheticSuiteFiles.ReadSplits(inputs.Tasks).FirstOrDefault(s => s.Name == config.Split)
+                ?? throw new LlgbmException($"{inputs.Tasks}: the suite has no split named \"{config.Split}\".");
+        }
+        IReadOnlyList<TaskData> Pick(IReadOnlyList<string> names) =>
+            [.. names.Select(n => all.FirstOrDefault(t => t.Spec.Name == n) ?? throw new LlgbmException($"{inputs.Tasks}: no task directory for {n}."))];
+        var train = Pick(config.TrainTasks ?? split!.Train);
+        var test = Pick(config.TestTasks ?? split!.Test);
+        var overlap = train.Select(t => t.Spec.Name).Intersect(test.Select(t => t.Spec.Name)).ToList();
+        if (overlap.Count > 0)
+            throw new LlgbmException($"Generator config: {string.Join(", ", overlap)} would be both a training and a held-out task.");
+        log?.Invoke($"{(split is null ? "tasks" : "split " + split.Name)}: {train.Count} training tasks, {test.Count} held-out tasks ({string.Join(", ", test.Select(t => t.Spec.Name))})");
+        var model = Qwen2Checkpoint.Load(inputs.Base, device);
+        model.eval();
+        foreach (var p in model.parameters())
+            p.requires_grad = false;
+        TeacherBank? teachers = null;
+        ConditionBank? conditions = null;
+        try
+        {
+            var tokenizer = Tokenizers.Load(inputs.Base);
+            var probes = ProbeSet.Generic(config.Probes);
+            log?.Invoke($"loading teachers and deltas ({probes.Name})");
+            teachers = TeacherBank.Load(
+                inputs.Teachers, inputs.Deltas, inputs.Base, probes, DeltaSpec.Default,
+                [.. train.Concat(test).Select(t => t.Spec.Name)], model.Config, device: device);
+            log?.Invoke($"encoding condition pools ({config.ConditionPool} examples per task, {encoder})");
+            conditions = new ConditionBank(train.Concat(test), config.ConditionPool, config.ConditionMode, config.Seed, encode);
+            var embedder = new DeltaEmbedder(model, probes.Tokenize(tokenizer), DeltaSpec.Default);
+            return new GeneratorData(inputs, model, tokenizer, train, test, teachers, conditions, embedder, probes, encoder);
+        }
+        catch
+        {
+            teachers?.Dispose();
+            conditions?.Dispose();
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The probes as one right-padded batch: ids and attention mask, [P, T] each (built once).</summary>
+    public (Tensor Ids, Tensor Mask) ProbeBatch()
+    {
+        if (probeBatch is { } cached)
+            return cached;
+        var tokens = Probes.Tokenize(Tokenizer);
+        var length = tokens.Max(t => t.Count);
+        var ids = new long[tokens.Count * length];
+        var mask = new long[tokens.Count * length];
+        for (var r = 0; r < tokens.Count; r++)
+            for (var t = 0; t < tokens[r].Count; t++)
+            {
+                ids[r * length + t] = tokens[r][t];
+                mask[r * length + t] = 1;
+            }
+        probeBatch = (tensor(ids, [tokens.Count, length], device: Model.Device).DetachFromDisposeScope(),
+            tensor(mask, [tokens.Count, length], device: Model.Device).DetachFromDisposeScope());
+        return probeBatch.Value;
+    }
+
+    (Tensor Ids, Tensor Mask)? probeBatch;
+
+    /// <summary>Per-feature mean and standard deviation of the training tasks' pooled encodings, [D] each.</summary>
+    public (Tensor Mean, Tensor Std) ConditionStatistics()
+    {
+        using var scope = NewDisposeScope();
+        var rows = cat(TrainTasks.Select(t => Conditions.Pool(t.Spec.Name)).ToArray(), 0);
+        return (rows.mean([0]).MoveToOuterDisposeScope(), rows.std([0]).MoveToOuterDisposeScope());
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        probeBatch?.Ids.Dispose();
+        probeBatch?.Mask.Dispose();
+        Embedder.Dispose();
+        Conditions.Dispose();
+        Teachers.Dispose();
+        Model.Dispose();
+    }
+}

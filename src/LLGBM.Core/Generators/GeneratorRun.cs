@@ -1,0 +1,285 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LLGBM.Checkpoints;
+using LLGBM.Lora;
+using static TorchSharp.torch;
+
+namespace LLGBM.Generators;
+
+/// <summary>The evaluation of a generator at one step: every method on every held-out task, and condition sensitivity.</summary>
+/// <param name="Step">The training step.</param>
+/// <param name="Results">Per method and task.</param>
+/// <param name="HeldOutSensitivity">Condition sensitivity over the held-out tasks (null with fewer than two).</param>
+/// <param name="TrainSensitivity">Condition sensitivity over the training tasks (null with fewer than two).</param>
+public sealed record GeneratorEvaluation(int Step, IReadOnlyList<MethodTaskResult> Results, ConditionSensitivity? HeldOutSensitivity, ConditionSensitivity? TrainSensitivity);
+
+/// <summary>
+/// A generator run directory: <c>config.json</c> (the <see cref="GeneratorConfig"/>), <c>run.json</c> (inputs, encoder,
+/// condition width, LoRA shape), <c>metrics.jsonl</c>, <c>checkpoints/</c> and <c>results/</c>
+/// (<c>eval-step-NNNNN.json</c>, and <c>heldout.json</c> for the final step with the reference methods: the base
+/// model, the oracle teacher of each task and the mean of the training teachers).
+/// </summary>
+public static class GeneratorRun
+{
+    /// <summary>The config file of a run.</summary>
+    public const string ConfigFile = "config.json";
+
+    /// <summary>The run description file.</summary>
+    public const string RunFile = "run.json";
+
+    /// <summary>The metrics log.</summary>
+    public const string MetricsFile = "metrics.jsonl";
+
+    /// <summary>The results folder.</summary>
+    public const string ResultsFolder = "results";
+
+    /// <summary>The final held-out results file.</summary>
+    public const string HeldOutFile = "heldout.json";
+
+    static readonly JsonSerializerOptions Json = GeneratorConfig.JsonOptions;
+
+    // Results may hold undefined figures (a sensitivity ratio with nothing varying): written as "NaN".
+    static readonly JsonSerializerOptions ResultsJson = new(GeneratorConfig.JsonOptions)
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>
+    /// Trains (or resumes) the run <paramref name="runDir"/> of <paramref name="config"/> and evaluates it; returns the
+    /// final evaluation. A directory holding another config is refused rather than overwritten.
+    /// </summary>
+    public static GeneratorEvaluation Train(
+        GeneratorConfig config, GeneratorInputs inputs, string runDir, ConditionEncoding encoding,
+        Action<string>? log = null, Device? device = null)
+    {
+        config.Validate();
+        Directory.CreateDirectory(runDir);
+        var configPath = Path.Combine(runDir, ConfigFile);
+        var configJson = config.ToJson();
+        if (File.Exists(configPath))
+        {
+            var existing = GeneratorConfig.Load(configPath);
+            if (existing.ToJson() != configJson)
+                throw new LlgbmException($"{runDir}: the run holds another configuration ({configPath}); choose a new --out or delete the run.");
+        }
+        using var data = GeneratorData.Load(inputs, config, encoding.Encode, encoding.Identity, log, device);
+        using var generator = GeneratorFactory.Create(config, data.Teachers.Lora, data.Model.Config, data.Conditions.Dim, device);
+        if (generator is HyperMlpGenerator mlp)
+        {
+            var (mean, std) = data.ConditionStatistics();
+            mlp.SetConditionStatistics(mean, std);
+            mean.Dispose();
+            std.Dispose();
+        }
+        WriteText(configPath, configJson);
+        WriteRunFile(runDir, inputs, encoding, data);
+        var resumeStep = GeneratorCheckpoint.LatestStep(runDir) ?? 0;
+        var metricsPath = Path.Combine(runDir, MetricsFile);
+        TruncateMetrics(metricsPath, resumeStep);
+        GeneratorEvaluation? last = null;
+        using (var metrics = new StreamWriter(metricsPath, append: true))
+        {
+            GeneratorTrainer.Train(generator, data, config, runDir,
+                entry =>
+                {
+                    metrics.WriteLine(GeneratorTrainer.ToJsonLine(entry));
+                    metrics.Flush();
+                },
+                step =>
+                {
+                    last = Evaluate(generator, data, config, step, withReferences: step == config.Steps, log);
+                    WriteResults(Path.Combine(runDir, ResultsFolder, $"eval-step-{step:D5}.json"), last);
+                    metrics.WriteLine(JsonSerializer.Serialize(new SortedDictionary<string, object>(StringComparer.Ordinal)
+                    {
+                        ["step"] = step,
+                        ["eval_heldout_accuracy"] = last.Results.Where(r => r.Method == "generated").Average(r => r.Mean),
+                        ["eval_heldout_delta_cosine"] = last.Results.Where(r => r.Method == "generated").Average(r => r.DeltaCosine ?? 0),
+                        ["eval_sensitivity_ratio"] = Finite(last.HeldOutSensitivity?.Ratio),
+                        ["eval_sensitivity_spread"] = Finite(last.HeldOutSensitivity?.RelativeSpread),
+                        ["eval_train_sensitivity_ratio"] = Finite(last.TrainSensitivity?.Ratio),
+                        ["eval_train_sensitivity_spread"] = Finite(last.TrainSensitivity?.RelativeSpread),
+                    }));
+                    metrics.Flush();
+                },
+                log);
+        }
+        var final = Path.Combine(runDir, ResultsFolder, HeldOutFile);
+        if (last is null || last.Step != config.Steps)
+        {
+            var step = GeneratorCheckpoint.LatestStep(runDir) ?? config.Steps;
+            GeneratorCheckpoint.Load(runDir, step, (TorchSharp.torch.nn.Module)generator);
+            last = File.Exists(final) ? ReadResults(final) : Evaluate(generator, data, config, step, withReferences: true, log);
+        }
+        WriteResults(final, last);
+        return last;
+    }
+
+    // JSON has no NaN: an undefined figure is logged as −1.
+    static double Finite(double? x) => x is { } v && double.IsFinite(v) ? v : -1;
+
+    /// <summary>
+    /// Evaluates the generator on the held-out tasks (and, with <paramref name="withReferences"/>, the base model, each
+    /// task's oracle teacher and the mean training teacher), with the condition sensitivity on held-out and training tasks.
+    /// </summary>
+    public static GeneratorEvaluation Evaluate(ILoraGenerator generator, GeneratorData data, GeneratorConfig config, int step, bool withReferences, Action<string>? log = null)
+    {
+        var results = new List<MethodTaskResult>();
+        using var mean = withReferences
+            ? data.Teachers.MeanAdapter([.. data.TrainTasks.SelectMany(t => data.Teachers.ByTask[t.Spec.Name])])
+            : null;
+        foreach (var task in data.TestTasks)
+        {
+            var generated = GeneratorEvaluator.EvaluateGenerated(generator, data, config, task);
+            results.Add(generated);
+            var line = $"  {task.Spec.Name,-16} generated {generated.Mean:P1} ± {generated.Std:P1}  δ-cos {generated.DeltaCosine:F3}";
+            if (withReferences)
+            {
+                var baseResult = GeneratorEvaluator.EvaluateFixed(data, config, task, null, "base");
+                var oracleEntry = data.Teachers.Entries[data.Teachers.ByTask[task.Spec.Name][^1]];
+                var oracle = GeneratorEvaluator.EvaluateFixed(data, config, task, oracleEntry.Adapter, "oracle");
+                var meanResult = GeneratorEvaluator.EvaluateFixed(data, config, task, mean, "mean-teacher");
+                results.AddRange([baseResult, oracle, meanResult]);
+                line += $"  base {baseResult.Mean:P1}  oracle {oracle.Mean:P1}  mean-teacher {meanResult.Mean:P1}";
+            }
+            log?.Invoke(line);
+        }
+        var heldOut = data.TestTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TestTasks) : null;
+        var train = data.TrainTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TrainTasks) : null;
+        log?.Invoke($"  condition sensitivity (across / within task): held-out {heldOut?.Ratio:F2}, training {train?.Ratio:F2}; across-task spread / norm: held-out {heldOut?.RelativeSpread:F3}, training {train?.RelativeSpread:F3}");
+        return new GeneratorEvaluation(step, results, heldOut, train);
+    }
+
+    /// <summary>Writes an evaluation as JSON (atomically).</summary>
+    public static void WriteResults(string path, GeneratorEvaluation evaluation)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        WriteText(path, JsonSerializer.Serialize(evaluation, ResultsJson));
+    }
+
+    /// <summary>Reads an evaluation written by <see cref="WriteResults"/>.</summary>
+    public static GeneratorEvaluation ReadResults(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<GeneratorEvaluation>(File.ReadAllText(path), ResultsJson)
+                ?? throw new LlgbmException($"{path}: expected a generator evaluation object.");
+        }
+        catch (JsonException e)
+        {
+            throw new LlgbmException($"{path}: not a generator evaluation ({e.Message}).");
+        }
+    }
+
+    static void WriteRunFile(string runDir, GeneratorInputs inputs, ConditionEncoding encoding, GeneratorData data)
+    {
+        var run = new JsonObject
+        {
+            ["inputs"] = JsonSerializer.SerializeToNode(inputs, Json),
+            ["base_sha256"] = ContentHash.OfCheckpoint(inputs.Base),
+            ["encoder"] = encoding.Identity,
+            ["condition_dim"] = data.Conditions.Dim,
+            ["lora"] = JsonSerializer.SerializeToNode(data.Teachers.Lora, Json),
+            ["train_tasks"] = new JsonArray([.. data.TrainTasks.Select(t => (JsonNode)t.Spec.Name)]),
+            ["test_tasks"] = new JsonArray([.. data.TestTasks.Select(t => (JsonNode)t.Spec.Name)]),
+        };
+        WriteText(Path.Combine(runDir, RunFile), run.ToJsonString(Json));
+    }
+
+    /// <summary>What <c>run.json</c> records.</summary>
+    /// <param name="Inputs">The input paths.</param>
+    /// <param name="Encoder">The condition encoder's identity.</param>
+    /// <param name="ConditionDim">D.</param>
+    /// <param name="Lora">The emitted LoRA shape.</param>
+    public sealed record RunInfo(GeneratorInputs Inputs, string Encoder, int ConditionDim, LoraConfig Lora);
+
+    /// <summary>Reads <c>run.json</c> of a run.</summary>
+    public static RunInfo ReadRunFile(string runDir)
+    {
+        var path = Path.Combine(runDir, RunFile);
+        if (!File.Exists(path))
+            throw new LlgbmException($"{runDir}: not a generator run (no {RunFile}).");
+        try
+        {
+            var node = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            return new RunInfo(
+                node["inputs"].Deserialize<GeneratorInputs>(Json)!,
+                (string)node["encoder"]!,
+                (int)node["condition_dim"]!,
+                node["lora"].Deserialize<LoraConfig>(Json)!);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)
+        {
+            throw new LlgbmException($"{path}: not a run description ({e.Message}).");
+        }
+    }
+
+    /// <summary>
+    /// The generator of a run at its latest checkpoint (or <paramref name="step"/>), in evaluation mode, for a model of
+    /// <paramref name="model"/>'s shape; the caller disposes it.
+    /// </summary>
+    public static ILoraGenerator LoadGenerator(string runDir, Model.Qwen2Config model, int? step = null, Device? device = null)
+    {
+        var config = GeneratorConfig.Load(Path.Combine(runDir, ConfigFile));
+        var info = ReadRunFile(runDir);
+        var at = step ?? GeneratorCheckpoint.LatestStep(runDir)
+            ?? throw new LlgbmException($"{runDir}: the run has no checkpoint yet; train it with llgbm generator train.");
+        var generator = GeneratorFactory.Create(config, info.Lora, model, info.ConditionDim, device);
+        try
+        {
+            GeneratorCheckpoint.Load(runDir, at, (TorchSharp.torch.nn.Module)generator);
+        }
+        catch
+        {
+            generator.Dispose();
+            throw;
+        }
+        generator.SetTraining(false);
+        return generator;
+    }
+
+    /// <summary>
+    /// One adapter from one condition: <paramref name="texts"/> (K prompts, or prompts with answers, as the run was
+    /// trained) encoded with <paramref name="encoding"/>, through the generator; an unbatched set that owns its tensors.
+    /// </summary>
+    public static LoraSet GenerateOne(ILoraGenerator generator, ConditionEncoding encoding, IReadOnlyList<string> texts, Device? device = null)
+    {
+        if (texts.Count == 0)
+            throw new LlgbmException("Generate: the condition has no prompts.");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var encoded = encoding.Encode(texts).to_type(ScalarType.Float32).to(device ?? CPU).unsqueeze(0);
+        using var batched = generator.Generate(encoded);
+        var modules = new Dictionary<string, LoraModule>();
+        foreach (var (path, m) in batched.Modules)
+            modules[path] = m with { A = m.A![0].clone().MoveToOuterDisposeScope(), B = m.B![0].clone().MoveToOuterDisposeScope() };
+        return new LoraSet(modules, ownsTensors: true);
+    }
+
+    /// <summary>Keeps only the metric lines of steps up to <paramref name="step"/> (a resumed run re-logs the rest); drops a truncated last line.</summary>
+    static void TruncateMetrics(string path, int step)
+    {
+        if (!File.Exists(path))
+            return;
+        var kept = new List<string>();
+        foreach (var line in File.ReadAllLines(path))
+        {
+            try
+            {
+                if (JsonNode.Parse(line)?["step"]?.GetValue<int>() is { } s && s <= step)
+                    kept.Add(line);
+            }
+            catch (JsonException)
+            {
+                // A line cut off by an interruption.
+            }
+        }
+        WriteText(path, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
+    }
+
+    static void WriteText(string path, string text) =>
+        AtomicFile.Write(path, stream =>
+        {
+            using var writer = new StreamWriter(stream, leaveOpen: true);
+            writer.Write(text);
+        });
+}

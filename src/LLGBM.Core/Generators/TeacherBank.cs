@@ -1,0 +1,148 @@
+using LLGBM.Delta;
+using LLGBM.Lora;
+using LLGBM.Model;
+using LLGBM.Teachers;
+using static TorchSharp.torch;
+
+namespace LLGBM.Generators;
+
+/// <summary>One teacher checkpoint held in memory: its adapter and its delta activation.</summary>
+/// <param name="Task">The task it was trained on.</param>
+/// <param name="Domain">The task's domain.</param>
+/// <param name="Step">The step it was kept at.</param>
+/// <param name="Adapter">The adapter (unbatched factors, no gradients).</param>
+/// <param name="Delta">Its delta activation [Dim] on the generator's probes.</param>
+public sealed record TeacherEntry(string Task, string Domain, int Step, LoraSet Adapter, Tensor Delta);
+
+/// <summary>
+/// The teacher checkpoints of a set of tasks with their delta activations, loaded once for generator training and
+/// evaluation; <see cref="Stack"/> batches any selection of them for the weight and delta terms.
+/// </summary>
+public sealed class TeacherBank : IDisposable
+{
+    readonly List<TeacherEntry> entries;
+
+    TeacherBank(List<TeacherEntry> entries, LoraConfig lora)
+    {
+        this.entries = entries;
+        Lora = lora;
+        ByTask = entries.Select((e, i) => (e.Task, i)).GroupBy(p => p.Task, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => (IReadOnlyList<int>)[.. g.Select(p => p.i)], StringComparer.Ordinal);
+    }
+
+    /// <summary>Every checkpoint, tasks in name order and steps ascending.</summary>
+    public IReadOnlyList<TeacherEntry> Entries => entries;
+
+    /// <summary>The indices of each task's checkpoints.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<int>> ByTask { get; }
+
+    /// <summary>The LoRA configuration every teacher shares.</summary>
+    public LoraConfig Lora { get; }
+
+    /// <summary>
+    /// Loads the kept checkpoints of <paramref name="tasks"/> from the teacher pool <paramref name="poolDir"/> with
+    /// their deltas from the cache <paramref name="cacheDir"/> (computing the missing ones first; see
+    /// <see cref="DeltaCache.Compute"/>). Every teacher must share one LoRA configuration.
+    /// </summary>
+    public static TeacherBank Load(
+        string poolDir, string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec, IReadOnlyCollection<string> tasks,
+        Qwen2Config model, Action<DeltaCacheProgress>? progress = null, Device? device = null)
+    {
+        var manifests = TeacherPool.ReadManifest(poolDir).Where(m => tasks.Contains(m.Task)).ToList();
+        var missing = tasks.Where(t => manifests.All(m => m.Task != t)).ToList();
+        if (missing.Count > 0)
+            throw new LlgbmException($"{poolDir}: the teacher pool has no teachers for {string.Join(", ", missing)}; train them with llgbm teachers train.");
+        DeltaCache.Compute(baseDir, poolDir, cacheDir, probes, spec, progress: progress, device: device);
+        var deltas = DeltaCache.Load(cacheDir, baseDir, probes, spec);
+        var byAdapter = deltas.ToDictionary(d => d.Adapter, StringComparer.Ordinal);
+        var entries = new List<TeacherEntry>();
+        LoraConfig? shared = null;
+        try
+        {
+            foreach (var checkpoint in manifests.OrderBy(m => m.Task, StringComparer.Ordinal).SelectMany(m => m.Checkpoints.OrderBy(c => c.Step)))
+            {
+                var dir = Path.Combine(poolDir, checkpoint.Adapter);
+                var (config, adapter) = PeftAdapter.Load(dir, model, device);
+                shared ??= config;
+                if (!SameShape(shared, config))
+                {
+                    adapter.Dispose();
+                    throw new LlgbmException($"{dir}: its LoRA configuration (r {config.Rank}, targets {string.Join(",", config.TargetModules)}) differs from the pool's first teacher's; a generator emits one shape.");
+                }
+                var delta = byAdapter.TryGetValue(checkpoint.Adapter, out var d)
+                    ? d.Delta.to(device ?? CPU).DetachFromDisposeScope()
+                    : throw new LlgbmException($"{cacheDir}: no delta for {checkpoint.Adapter}.");
+                entries.Add(new TeacherEntry(checkpoint.Task, checkpoint.Domain, checkpoint.Step, adapter, delta));
+            }
+        }
+        catch
+        {
+            foreach (var e in entries)
+            {
+                e.Adapter.Dispose();
+                e.Delta.Dispose();
+            }
+            throw;
+        }
+        finally
+        {
+            foreach (var d in deltas)
+                d.Dispose();
+        }
+        return new TeacherBank(entries, shared!);
+    }
+
+    static bool SameShape(LoraConfig a, LoraConfig b) =>
+        a.Rank == b.Rank && a.Alpha == b.Alpha && a.UseRsLora == b.UseRsLora && a.TargetModules.SequenceEqual(b.TargetModules)
+        && (a.Layers ?? []).SequenceEqual(b.Layers ?? []) && a.RankPattern.Count == 0 && b.RankPattern.Count == 0;
+
+    /// <summary>The adapters at <paramref name="indices"/> as one batched set (fresh stacked tensors, no gradients).</summary>
+    public LoraSet Stack(IReadOnlyList<int> indices)
+    {
+        var first = entries[indices[0]].Adapter;
+        var modules = new Dictionary<string, LoraModule>();
+        using (no_grad())
+            foreach (var (path, m) in first.Modules)
+                modules[path] = LoraModule.LowRank(
+                    stack(indices.Select(i => entries[i].Adapter.Modules[path].A!).ToArray()).DetachFromDisposeScope(),
+                    stack(indices.Select(i => entries[i].Adapter.Modules[path].B!).ToArray()).DetachFromDisposeScope(),
+                    m.Scale);
+        return new LoraSet(modules, ownsTensors: true);
+    }
+
+    /// <summary>The deltas at <paramref name="indices"/>, [N, Dim] (a fresh tensor).</summary>
+    public Tensor Deltas(IReadOnlyList<int> indices) => stack(indices.Select(i => entries[i].Delta).ToArray());
+
+    /// <summary>
+    /// The mean of the adapters at <paramref name="indices"/> in weight space: per module the mean of their ΔW, as a
+    /// dense LoRA set (the "average teacher" a collapsed generator would emit).
+    /// </summary>
+    public LoraSet MeanAdapter(IReadOnlyList<int> indices)
+    {
+        var modules = new Dictionary<string, LoraModule>();
+        using (no_grad())
+            foreach (var path in entries[indices[0]].Adapter.Modules.Keys)
+            {
+                Tensor? sum = null;
+                foreach (var i in indices)
+                {
+                    var w = entries[i].Adapter.Modules[path].DeltaWeight();
+                    sum = sum is null ? w : sum.add_(w);
+                    if (!ReferenceEquals(sum, w))
+                        w.Dispose();
+                }
+                modules[path] = LoraModule.Dense(sum!.div_(indices.Count).DetachFromDisposeScope());
+            }
+        return new LoraSet(modules, ownsTensors: true);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (var e in entries)
+        {
+            e.Adapter.Dispose();
+            e.Delta.Dispose();
+        }
+    }
+}

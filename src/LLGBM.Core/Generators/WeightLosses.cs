@@ -1,0 +1,72 @@
+using LLGBM.Lora;
+using static TorchSharp.torch;
+
+namespace LLGBM.Generators;
+
+/// <summary>
+/// The weight term of the generator objective, between a generated batched LoRA set and the teachers' (stacked to the
+/// same batch). Both sets must hold the same module paths with the same ranks; the teacher side is treated as a
+/// constant.
+/// </summary>
+public static class WeightLosses
+{
+    /// <summary>
+    /// The relative squared error of the weight updates: per adapter n, Σ_m ‖ΔŴ_m − ΔW_m‖_F² / Σ_m ‖ΔW_m‖_F² over the
+    /// modules m, averaged over n. ΔW = scale · B · A is invariant to the gauge A → GA, B → BG⁻¹ (so teachers trained
+    /// from different initialisations are comparable), and it is computed without forming ΔW:
+    /// ‖X − Y‖² = ‖X‖² + ‖Y‖² − 2⟨X, Y⟩ with ⟨s·B̂Â, t·BA⟩ = s·t·trace((B̂ᵀB)(AÂᵀ)), all r × r products. 0 exactly when
+    /// every ΔŴ equals its ΔW (up to rounding); 1 for a zero generated adapter.
+    /// </summary>
+    public static Tensor RelativeDeltaWeight(LoraSet generated, LoraSet teacher)
+    {
+        using var scope = NewDisposeScope();
+        Tensor? error = null, reference = null;
+        foreach (var (path, g) in generated.Modules)
+        {
+            var t = teacher.Get(path) ?? throw new LlgbmException($"Weight loss: the teacher set has no module {path}.");
+            var gg = GramInner(g, g);
+            var tt = GramInner(t, t).detach();
+            var gt = GramInner(g, t);
+            var e = gg + tt - 2 * gt;
+            error = error is null ? e : error + e;
+            reference = reference is null ? tt : reference + tt;
+        }
+        if (error is null)
+            throw new LlgbmException("Weight loss: the generated set has no modules.");
+        return (error / reference!.clamp_min(1e-12)).mean().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Per adapter, ⟨ΔW_x, ΔW_y⟩_F for two low-rank modules of the same (out, in): [N] (or a scalar for unbatched
+    /// modules), computed as scale_x · scale_y · Σ (B_xᵀB_y) ⊙ (A_x A_yᵀ) — the r_x × r_y products only.
+    /// </summary>
+    public static Tensor GramInner(LoraModule x, LoraModule y)
+    {
+        if (x.A is null || y.A is null)
+            throw new LlgbmException("Weight loss: dense modules have no factors; compare them as ΔW instead.");
+        var btb = x.B!.transpose(-2, -1).matmul(y.B!);
+        var aat = x.A.matmul(y.A.transpose(-2, -1));
+        return (btb * aat).sum([-2, -1]) * (x.Scale * y.Scale);
+    }
+
+    /// <summary>
+    /// The mean squared error of the factors themselves, mean over every entry of A and B of every module (a direct
+    /// reconstruction loss, as Text-to-LoRA's; not gauge-invariant).
+    /// </summary>
+    public static Tensor Factors(LoraSet generated, LoraSet teacher)
+    {
+        using var scope = NewDisposeScope();
+        Tensor? sum = null;
+        long count = 0;
+        foreach (var (path, g) in generated.Modules)
+        {
+            var t = teacher.Get(path) ?? throw new LlgbmException($"Weight loss: the teacher set has no module {path}.");
+            var e = (g.A! - t.A!.detach()).square().sum() + (g.B! - t.B!.detach()).square().sum();
+            sum = sum is null ? e : sum + e;
+            count += g.A!.numel() + g.B!.numel();
+        }
+        if (sum is null)
+            throw new LlgbmException("Weight loss: the generated set has no modules.");
+        return (sum / count).MoveToOuterDisposeScope();
+    }
+}

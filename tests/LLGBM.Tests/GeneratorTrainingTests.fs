@@ -1,0 +1,230 @@
+module LLGBM.Tests.GeneratorTrainingTests
+
+open System
+open System.Collections.Generic
+open System.IO
+open System.Text.Json.Nodes
+open Expecto
+open TorchSharp
+open LLGBM
+open LLGBM.Checkpoints
+open LLGBM.Generators
+open LLGBM.Tasks.Synthetic
+open LLGBM.Teachers
+open LLGBM.Tests.TestCli
+open LLGBM.Tests.TestModels
+
+/// A tiny base (random weights), a small suite and teachers for upper, add-2 (training) and reverse (held out).
+let private fixture =
+    lazy
+        (let root =
+            Path.Combine(Path.GetTempPath(), "llgbm-gen-" + Guid.NewGuid().ToString("N"))
+
+         Directory.CreateDirectory root |> ignore
+
+         AppDomain.CurrentDomain.ProcessExit.Add(fun _ ->
+             try
+                 Directory.Delete(root, true)
+             with _ ->
+                 ())
+
+         let baseDir = Path.Combine(root, "base")
+         let (code, _, err) = llgbm [ "base"; "init"; "--preset"; "tiny"; "--out"; baseDir ]
+         Expect.equal code 0 err
+         let suite = Path.Combine(root, "suite")
+
+         SyntheticSuiteFiles.Write(suite, SyntheticSuiteSettings(TrainCount = 40, TestCount = 8))
+         |> ignore
+
+         let pool = Path.Combine(root, "teachers")
+
+         TeacherPool.Train(
+             TeacherPoolSettings(
+                 BaseModel = baseDir,
+                 TasksRoot = suite,
+                 Output = pool,
+                 Training =
+                     TeacherTrainingSettings(
+                         Steps = 6,
+                         BatchSize = 8,
+                         WarmupSteps = 2,
+                         Checkpoints = 2,
+                         Every = 2,
+                         EvaluationLimit = 2
+                     ),
+                 Tasks = [| "upper"; "add-2"; "reverse" |]
+             )
+         )
+         |> ignore
+
+         root, GeneratorInputs(baseDir, suite, pool, Path.Combine(root, "deltas")))
+
+/// Character statistics as a stand-in encoder (24 features): it only has to tell the tasks' texts apart.
+let private encoding =
+    ConditionEncoding(
+        "test-chars",
+        fun (texts: IReadOnlyList<string>) ->
+            let rows = [|
+                for text in texts do
+                    let v = Array.zeroCreate<float32> 24
+
+                    for c in text do
+                        v[int c % 24] <- v[int c % 24] + 1.0f
+
+                    yield! v |> Array.map (fun x -> x / float32 (max 1 text.Length))
+            |]
+
+            torch.tensor(rows).reshape(int64 texts.Count, 24L)
+    )
+
+let private constantEncoding =
+    ConditionEncoding("test-constant", fun (texts: IReadOnlyList<string>) -> torch.zeros (int64 texts.Count, 24L))
+
+let private small (name: string) (weight: float) (delta: float) =
+    GeneratorConfig(
+        Name = name,
+        Seed = 3L,
+        HiddenSize = 32,
+        EmbeddingSize = 8,
+        ConditionPrompts = 4,
+        ConditionPool = 16,
+        Weight = LossWeight.Constant weight,
+        Delta = LossWeight.Constant delta,
+        Probes = 2,
+        Steps = 8,
+        AdaptersPerStep = 4,
+        Microbatch = 2,
+        LearningRate = 1e-2,
+        WarmupSteps = 0,
+        LogEvery = 2,
+        CheckpointEvery = 4,
+        EvalEvery = 0,
+        EvalBatches = 2,
+        EvalLimit = 4,
+        TrainTasks = [| "upper"; "add-2" |],
+        TestTasks = [| "reverse" |]
+    )
+
+let private metrics (run: string) =
+    File.ReadAllLines(Path.Combine(run, GeneratorRun.MetricsFile))
+    |> Array.map (fun l -> JsonNode.Parse(l).AsObject())
+
+let private fresh (root: string) name =
+    Path.Combine(root, name + "-" + Guid.NewGuid().ToString("N"))
+
+let private weights (run: string) step =
+    use reader =
+        SafetensorsReader.Open(Path.Combine(GeneratorCheckpoint.StepDir(run, step), GeneratorCheckpoint.WeightsFile))
+
+    [
+        for name in reader.Entries.Keys |> Seq.sort ->
+            use t = reader.Read name
+            name, t.data<float32>().ToArray()
+    ]
+
+[<Tests>]
+let tests =
+    testSequenced
+    <| testList "GeneratorRun" [
+        test "dnd-weight learns: the weight term falls, every term is logged, held-out results hold every method" {
+            let root, inputs = fixture.Force()
+            let run = fresh root "dnd"
+            let result = GeneratorRun.Train(small "dnd" 1.0 0.0, inputs, run, encoding)
+            let rows = metrics run |> Array.filter (fun r -> r.ContainsKey "weight")
+            Expect.sequenceEqual (rows |> Array.map (fun r -> int r["step"])) [ 2; 4; 6; 8 ] "logged steps"
+            let first = float rows[0].["weight"]
+            let last = float rows[3].["weight"]
+            Expect.isLessThan last first "the weight loss falls"
+            Expect.isGreaterThan (float rows[0].["grad_norm"]) 0.0 "non-zero gradients"
+
+            for key in [ "loss"; "norm"; "delta_cosine"; "adapter_norm"; "lambda_delta"; "lr" ] do
+                Expect.isTrue (rows[0].ContainsKey key) $"{key} logged"
+
+            let methods = result.Results |> Seq.map (fun r -> r.Method) |> Set.ofSeq
+            Expect.equal methods (set [ "generated"; "base"; "oracle"; "mean-teacher" ]) "methods"
+            let generated = result.Results |> Seq.find (fun r -> r.Method = "generated")
+            Expect.equal generated.Accuracies.Count 2 "one accuracy per evaluation condition"
+            Expect.equal generated.Task "reverse" "the held-out task"
+            Expect.isGreaterThan result.TrainSensitivity.RelativeSpread 0.0 "adapters depend on the condition"
+            Expect.isTrue (File.Exists(Path.Combine(run, "results", GeneratorRun.HeldOutFile))) "heldout.json"
+        }
+
+        test "A resumed run ends with the same generator as an uninterrupted one, and a finished run is not retrained" {
+            let root, inputs = fixture.Force()
+            let whole = fresh root "whole"
+            GeneratorRun.Train(small "r" 1.0 1.0, inputs, whole, encoding) |> ignore
+            let cut = fresh root "cut"
+            GeneratorRun.Train(small "r" 1.0 1.0, inputs, cut, encoding) |> ignore
+            // Interrupt after step 4: drop the later checkpoint and the results, point latest back.
+            Directory.Delete(GeneratorCheckpoint.StepDir(cut, 8), true)
+            Directory.Delete(Path.Combine(cut, "results"), true)
+            File.WriteAllText(Path.Combine(cut, "checkpoints", "latest"), "step-00004")
+            GeneratorRun.Train(small "r" 1.0 1.0, inputs, cut, encoding) |> ignore
+            let a = weights whole 8
+            let b = weights cut 8
+
+            for ((name, x), (_, y)) in List.zip a b do
+                Expect.equal x.Length y.Length name
+                let diff = Array.map2 (fun (p: float32) q -> abs (p - q)) x y |> Array.max
+                Expect.isLessThan diff 1e-5f $"{name} matches"
+
+            Expect.sequenceEqual
+                (metrics cut
+                 |> Array.filter (fun r -> r.ContainsKey "weight")
+                 |> Array.map (fun r -> int r["step"]))
+                [ 2; 4; 6; 8 ]
+                "no duplicated steps in metrics.jsonl"
+
+            let stamp =
+                File.GetLastWriteTimeUtc(
+                    Path.Combine(GeneratorCheckpoint.StepDir(whole, 8), GeneratorCheckpoint.WeightsFile)
+                )
+
+            GeneratorRun.Train(small "r" 1.0 1.0, inputs, whole, encoding) |> ignore
+
+            Expect.equal
+                (File.GetLastWriteTimeUtc(
+                    Path.Combine(GeneratorCheckpoint.StepDir(whole, 8), GeneratorCheckpoint.WeightsFile)
+                ))
+                stamp
+                "not retrained"
+        }
+
+        test "delta-only trains through the delta term; a different config in the same directory is refused" {
+            let root, inputs = fixture.Force()
+            let run = fresh root "delta"
+            GeneratorRun.Train(small "d" 0.0 1.0, inputs, run, encoding) |> ignore
+            let rows = metrics run |> Array.filter (fun r -> r.ContainsKey "delta")
+            Expect.equal rows.Length 4 "delta term logged at every logged step"
+            Expect.equal (float rows[0].["lambda_weight"]) 0.0 "λ_w = 0"
+            Expect.isLessThan (float rows[3].["delta"]) (float rows[0].["delta"]) "the delta term falls"
+
+            let message =
+                errorMessage<LlgbmException>(fun () ->
+                    GeneratorRun.Train(small "d" 1.0 1.0, inputs, run, encoding) |> ignore)
+
+            Expect.stringContains message "another configuration" "refused"
+        }
+
+        test "A generator that cannot see the condition is visible as such: zero spread across tasks" {
+            let root, inputs = fixture.Force()
+            let run = fresh root "blind"
+
+            let result =
+                GeneratorRun.Train(small "blind" 1.0 0.0, inputs, run, constantEncoding)
+
+            Expect.isLessThan result.TrainSensitivity.RelativeSpread 1e-6 "same adapter for every task"
+        }
+
+        test "A non-finite loss stops training with the step and the checkpoint situation" {
+            let root, inputs = fixture.Force()
+            let run = fresh root "nan"
+
+            let message =
+                errorMessage<LlgbmException>(fun () ->
+                    GeneratorRun.Train(small "nan" 1e300 0.0, inputs, run, encoding) |> ignore)
+
+            Expect.stringContains message "step 1" "names the step"
+            Expect.stringContains message "No checkpoint" "says there is no checkpoint yet"
+        }
+    ]
