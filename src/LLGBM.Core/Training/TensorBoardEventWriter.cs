@@ -39,8 +39,9 @@ public sealed class TensorBoardEventWriter : IDisposable
     /// <summary>
     /// Creates the directory when needed and a new event file in it, and writes the version event. For a run resumed
     /// from its checkpoint at step <paramref name="resumedAtStep"/>, a <c>SessionLog</c> START event at the next step
-    /// follows it: TensorBoard's event accumulator then discards the events of earlier files whose step is at least
-    /// that step (those logged after the checkpoint by the interrupted run), so each step shows once.
+    /// follows it: TensorBoard's Python event accumulator then discards the events of earlier files whose step is at
+    /// least that step (those logged after the checkpoint by the interrupted run), so each step shows once (its Rust
+    /// data server discards them anyway when an earlier step comes again).
     /// </summary>
     public TensorBoardEventWriter(string directory, long? resumedAtStep = null)
     {
