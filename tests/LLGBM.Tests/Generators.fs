@@ -248,3 +248,61 @@ let vectorPairs: Gen<VectorPairs * float> =
             },
             scale
     }
+
+/// A LoRA tokenisation case: a Qwen2 architecture with small random widths (hidden 1..40, intermediate 1..40, head
+/// width 2..16 over 1..4 query heads), so that module widths are often not multiples of the chunk width; 1..2 layers;
+/// a non-empty random subset of the seven linear modules, each with its own rank 1..16; a chunk width 1..20; 1..3
+/// adapters for the batched checks; whether B is zero (a freshly initialised adapter, every Bᵀ chunk constant); and a
+/// seed for the factor values.
+type LoraTokenCase = {
+    Hidden: int
+    Intermediate: int
+    KvHeads: int
+    Group: int
+    HeadDim: int
+    Layers: int
+    Ranks: (string * int) list
+    ChunkWidth: int
+    Count: int
+    ZeroB: bool
+    Seed: int64
+}
+
+/// `LoraTokenCase`s.
+let loraTokenCase: Gen<LoraTokenCase> =
+    let modules = [ "q_proj"; "k_proj"; "v_proj"; "o_proj"; "gate_proj"; "up_proj"; "down_proj" ]
+
+    gen {
+        let! hidden = Gen.choose (1, 40)
+        let! intermediate = Gen.choose (1, 40)
+        let! kvHeads = Gen.choose (1, 2)
+        let! group = Gen.choose (1, 2)
+        let! headDim = evenHeadDim
+        let! layers = Gen.choose (1, 2)
+
+        let! picked =
+            Gen.elements [ true; false ]
+            |> Gen.listOfLength modules.Length
+            |> Gen.where (List.contains true)
+
+        let targets = List.zip modules picked |> List.filter snd |> List.map fst
+        let! ranks = Gen.choose (1, 16) |> Gen.listOfLength targets.Length
+        let! width = Gen.choose (1, 20)
+        let! count = Gen.choose (1, 3)
+        let! zeroB = Gen.frequency [ 1, Gen.constant true; 4, Gen.constant false ]
+        let! seed = Gen.choose (0, 1_000_000) |> Gen.map int64
+
+        return {
+            Hidden = hidden
+            Intermediate = intermediate
+            KvHeads = kvHeads
+            Group = group
+            HeadDim = headDim
+            Layers = layers
+            Ranks = List.zip targets ranks
+            ChunkWidth = width
+            Count = count
+            ZeroB = zeroB
+            Seed = seed
+        }
+    }
