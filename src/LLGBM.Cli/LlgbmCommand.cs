@@ -16,6 +16,7 @@ public static class LlgbmCommand
         root.Subcommands.Add(DeltaCommand.Create());
         root.Subcommands.Add(DeltasCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(EncodeCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(TasksCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
