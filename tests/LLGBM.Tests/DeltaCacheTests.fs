@@ -249,6 +249,66 @@ let tests =
             Expect.equal third.Stats.MaxNorm (Array.max norms) "max"
         }
 
+        test
+            "Compute with the delta meaning: the meaning embedder's deltas, keyed apart from activations and by the pairs" {
+            let root, baseDir, pool = fixture.Force()
+            let cache = fresh root "cache"
+
+            let pairs =
+                MeaningProbeSet.FromPairs("pairs", [ MeaningProbe("047 =", " 050"); MeaningProbe("kqzm ->", " KQZM") ])
+
+            let measure = DeltaMeasure.Meaning pairs
+            let activation = DeltaCache.Compute(baseDir, pool, cache, probes, spec)
+            let meaning = DeltaCache.Compute(baseDir, pool, cache, measure)
+            Expect.equal meaning.Computed 4 "all computed"
+
+            let keys (r: DeltaCacheResult) =
+                r.Manifest |> Seq.map (fun e -> e.Key) |> Set.ofSeq
+
+            Expect.isEmpty (Set.intersect (keys activation) (keys meaning)) "meaning keys differ from activation keys"
+            let dirs = adapters pool
+            use model = Qwen2Checkpoint.Load baseDir
+            model.eval () |> ignore
+            use embedder = new MeaningDeltaEmbedder(model, Tokenizers.Load baseDir, pairs)
+            let loaded = DeltaCache.Load(cache, baseDir, measure)
+
+            try
+                Expect.sequenceEqual (loaded |> Seq.map (fun d -> d.Adapter)) dirs "manifest order"
+
+                for d in loaded do
+                    let struct (_, lora) = PeftAdapter.Load(Path.Combine(pool, d.Adapter), model.Config)
+                    use lora = lora
+                    use wanted = embedder.ComputeNoGrad lora
+                    Expect.equal d.Delta.shape [| 2L |] "one coordinate per pair"
+                    expectClose (values d) (wanted.data<float32>().ToArray()) d.Adapter
+            finally
+                for d in loaded do
+                    d.Dispose()
+
+            use reader =
+                SafetensorsReader.Open(DeltaCache.EntryPath(cache, meaning.Manifest[0].Key))
+
+            Expect.equal reader.Metadata["kind"] "meaning" "metadata: kind"
+            Expect.equal reader.Metadata["spec"] "kind=meaning;norm=bytes;maxlen=256" "metadata: spec"
+            Expect.equal (DeltaCache.Compute(baseDir, pool, cache, measure)).Computed 0 "rerun computes nothing"
+
+            let otherContinuation =
+                DeltaMeasure.Meaning(
+                    MeaningProbeSet.FromPairs(
+                        "pairs",
+                        [ MeaningProbe("047 =", " 051"); MeaningProbe("kqzm ->", " KQZM") ]
+                    )
+                )
+
+            let tokens =
+                DeltaMeasure.Meaning(pairs, MeaningDeltaSpec(Normalization = Evaluation.LengthNormalization.Tokens))
+
+            for other, what in [ otherContinuation, "another continuation"; tokens, "token normalisation" ] do
+                let result = DeltaCache.Compute(baseDir, pool, cache, other)
+                Expect.equal result.Computed 4 $"{what}: all recomputed"
+                Expect.isEmpty (Set.intersect (keys meaning) (keys result)) $"{what}: new keys"
+        }
+
         test "DeltaNormStats: median, robust outliers and broken deltas" {
             let entry i norm =
                 DeltaCacheEntry($"t{i}", "d", i, $"a{i}", $"k{i}", norm)
@@ -324,5 +384,68 @@ let tests =
             let (code, _, err) = llgbm (args [ "--shard"; "2/2" ])
             Expect.notEqual code 0 "bad shard"
             Expect.stringContains err "--shard 2/2" "names the option"
+        }
+
+        test
+            "llgbm deltas compute --kind meaning --probe-tasks: the task-answer pairs' meaning deltas, in their own manifest" {
+            let root, baseDir, pool = fixture.Force()
+            let cache = fresh root "cache"
+            let suite = Path.Combine(root, "suite")
+
+            let (code, out, err) =
+                llgbm [
+                    "deltas"
+                    "compute"
+                    "--base"
+                    baseDir
+                    "--teachers"
+                    pool
+                    "--out"
+                    cache
+                    "--kind"
+                    "meaning"
+                    "--probe-tasks"
+                    suite
+                    "--per-task"
+                    "1"
+                ]
+
+            Expect.equal code 0 err
+            Expect.stringContains out "kind=meaning" "summary names the kind"
+            Expect.stringContains out "4 computed, 0 cached" "computed"
+            let pairs = MeaningProbeSet.FromTasks(LLGBM.Tasks.TaskSuite.LoadAll suite, 1, 0L)
+            let loaded = DeltaCache.Load(cache, baseDir, DeltaMeasure.Meaning pairs)
+
+            try
+                Expect.equal loaded.Count 4 "every adapter"
+
+                for d in loaded do
+                    Expect.equal d.Delta.shape [| int64 pairs.Count |] "one coordinate per task pair"
+            finally
+                for d in loaded do
+                    d.Dispose()
+
+            Expect.throwsT<LlgbmException>
+                (fun () -> DeltaCache.ReadManifest(cache, baseDir, probes, spec) |> ignore)
+                "no activation manifest was written"
+
+            let (code, _, err) =
+                llgbm [
+                    "deltas"
+                    "compute"
+                    "--base"
+                    baseDir
+                    "--teachers"
+                    pool
+                    "--out"
+                    cache
+                    "--kind"
+                    "meaning"
+                    "--layers"
+                    "-1"
+                ]
+
+            Expect.equal code 2 "activation option with --kind meaning"
+            Expect.stringContains err "--layers" "names the option"
         }
     ]

@@ -271,6 +271,37 @@ let tests =
             Expect.isGreaterThan (d.norm().item<float32>()) 0.0f "non-zero delta"
         }
 
+        test
+            "Mode B: a model with the adapter merged into its weights gives the adapter's delta; the base itself gives zero" {
+            use model = micro 25L
+            use lora = adapter 26L
+
+            for spec in [ DeltaSpec.Default; DeltaSpec(Layers = [| 1; -1 |], ProjectionDim = 8) ] do
+                use embedder = new DeltaEmbedder(model, asIds probes, spec)
+                use functional = embedder.ComputeNoGrad lora
+                use merged = micro 25L
+                LoraMerge.IntoBase(merged, lora)
+                use fromModel = embedder.ComputeModel merged
+                Expect.equal embedder.Kind DeltaKind.Activation "kind"
+                Expect.isGreaterThan (functional.abs().max().item<float32>()) 1e-2f "non-trivial"
+                Expect.isLessThan (maxAbsDiff fromModel functional) 1e-4 $"merged = functional ({spec.Key()})"
+                use self = embedder.ComputeModel model
+                Expect.equal (self.abs().max().item<float32>()) 0.0f "the base gives exactly zero"
+        }
+
+        test "Mode B refuses a model of another width or depth" {
+            use model = micro 27L
+            use embedder = new DeltaEmbedder(model, asIds probes)
+
+            for fields in [ [ "hidden_size", jnode 48 ]; [ "num_hidden_layers", jnode 3 ] ] do
+                use other = new Qwen2ForCausalLM(Qwen2Presets.Micro |> withFields fields)
+
+                Expect.stringContains
+                    (errorMessage<LlgbmException>(fun () -> embedder.ComputeModel other |> ignore))
+                    "one architecture"
+                    (fst fields.Head)
+        }
+
         test "bad probes and layer indices are errors" {
             use model = micro 24L
 

@@ -21,33 +21,23 @@ public static class DeltasCommand
         var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => "runs/base-tiny" };
         var teachers = new Option<string>("--teachers") { Description = "The teacher pool's directory (with its manifest.json).", DefaultValueFactory = _ => "runs/teachers" };
         var output = new Option<string>("--out") { Description = "The cache directory.", DefaultValueFactory = _ => "runs/deltas" };
-        var probes = new Option<string?>("--probes") { Description = "JSON list of probe texts (or JSONL {\"text\": ...}), tokenized with the base's tokenizer." };
-        var generic = new Option<int>("--generic") { Description = "Use the first N generic Alpaca-style probes (when --probes is not given).", DefaultValueFactory = _ => 5 };
-        var layers = new Option<string?>("--layers") { Description = "Comma-separated hidden-state indices (0 embeddings, i after layer i-1, -1 the final-norm state), concatenated. Default: the final-norm state." };
-        var pooling = new Option<string>("--pooling") { Description = "last (the last real token) or mean (over real tokens).", DefaultValueFactory = _ => "last" };
+        var measureOptions = new DeltaMeasureOptions();
         var shard = new Option<string>("--shard") { Description = "i/n: compute only shard i (0-based) of n of the adapters, dealt round-robin.", DefaultValueFactory = _ => "0/1" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
-        var command = new Command("compute", "Computes the delta of every kept teacher adapter (reusing cached entries), rebuilds the cache manifest and prints norm statistics, outliers and broken (zero) adapters.")
+        var command = new Command("compute", "Computes the delta (activation or meaning) of every kept teacher adapter (reusing cached entries), rebuilds the cache manifest and prints norm statistics, outliers and broken (zero) adapters.")
         {
-            baseModel, teachers, output, probes, generic, layers, pooling, shard, device,
+            baseModel, teachers, output,
         };
+        measureOptions.AddTo(command);
+        command.Options.Add(shard);
+        command.Options.Add(device);
         CommandAction.Set(command, parse =>
         {
             var (index, count) = TeachersCommand.ParseShard(parse.GetValue(shard)!);
-            var spec = new DeltaSpec
-            {
-                Layers = parse.GetValue(layers) is { } l ? DeltaSpec.ParseLayers(l) : null,
-                Pooling = parse.GetValue(pooling) switch
-                {
-                    "last" => DeltaPooling.LastToken,
-                    "mean" => DeltaPooling.MeanOverRealTokens,
-                    var other => throw new LlgbmException($"--pooling: expected last or mean, found \"{other}\"."),
-                },
-            };
-            var set = parse.GetValue(probes) is { } file ? ProbeSet.Load(file) : ProbeSet.Generic(parse.GetValue(generic));
+            var measure = measureOptions.Measure(parse);
             var err = CommandAction.Err(parse);
             var result = DeltaCache.Compute(
-                parse.GetValue(baseModel)!, parse.GetValue(teachers)!, parse.GetValue(output)!, set, spec, index, count,
+                parse.GetValue(baseModel)!, parse.GetValue(teachers)!, parse.GetValue(output)!, measure, index, count,
                 p => err.WriteLine($"[deltas] {p.Done}/{p.Total} {p.Adapter}{(p.Reused ? " (cached)" : "")}"),
                 TorchChoices.Device(parse.GetValue(device)!));
             var stats = result.Stats;
@@ -62,7 +52,7 @@ public static class DeltasCommand
             var o = CommandAction.Out(parse);
             CommandAction.Write(o, table);
             o.WriteLine(FormattableString.Invariant(
-                $"{stats.Count} deltas ({set.Name}, {spec.Key()}): L2 norm mean {stats.MeanNorm:G4}, min {stats.MinNorm:G4}, max {stats.MaxNorm:G4}, median {stats.MedianNorm:G4}; {stats.Outliers.Count} outliers, {stats.Broken.Count} broken"));
+                $"{stats.Count} deltas ({measure}): L2 norm mean {stats.MeanNorm:G4}, min {stats.MinNorm:G4}, max {stats.MaxNorm:G4}, median {stats.MedianNorm:G4}; {stats.Outliers.Count} outliers, {stats.Broken.Count} broken"));
             foreach (var e in stats.Broken)
                 o.WriteLine($"broken adapter (delta ~ 0): {e.Adapter}");
             foreach (var e in stats.Outliers)

@@ -17,7 +17,7 @@ namespace LLGBM.Delta;
 /// <param name="Norm">The L2 norm of the delta.</param>
 public sealed record DeltaCacheEntry(string Task, string Domain, int Step, string Adapter, string Key, double Norm);
 
-/// <summary>A loaded delta (see <see cref="DeltaCache.Load"/>); owns its tensor.</summary>
+/// <summary>A loaded delta (see <see cref="DeltaCache.Load(string, string, DeltaMeasure)"/>); owns its tensor.</summary>
 /// <param name="Task">The teacher's task.</param>
 /// <param name="Domain">The task's domain.</param>
 /// <param name="Step">The training step the adapter was kept at.</param>
@@ -29,7 +29,7 @@ public sealed record LoadedDelta(string Task, string Domain, int Step, string Ad
     public void Dispose() => Delta.Dispose();
 }
 
-/// <summary>Progress of <see cref="DeltaCache.Compute"/>: one per adapter of the shard, after it is done.</summary>
+/// <summary>Progress of <see cref="DeltaCache.Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>: one per adapter of the shard, after it is done.</summary>
 /// <param name="Done">Adapters of the shard done so far (this one included).</param>
 /// <param name="Total">Adapters in the shard.</param>
 /// <param name="Adapter">The adapter directory, relative to the pool's root.</param>
@@ -77,7 +77,7 @@ public sealed record DeltaNormStats(
     }
 }
 
-/// <summary>What <see cref="DeltaCache.Compute"/> did.</summary>
+/// <summary>What <see cref="DeltaCache.Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/> did.</summary>
 /// <param name="Shard">The shard's adapters, in the shard's order.</param>
 /// <param name="Computed">Entries computed and written by this call.</param>
 /// <param name="Reused">Entries of the shard that already existed.</param>
@@ -88,10 +88,11 @@ public sealed record DeltaCacheResult(
     IReadOnlyList<DeltaCacheEntry> Shard, int Computed, int Reused, IReadOnlyList<DeltaCacheEntry> Manifest, DeltaNormStats Stats, string ManifestPath);
 
 /// <summary>
-/// A content-addressed cache of the teacher pool's delta activations. Each entry is keyed by the SHA-256 of four
-/// content hashes — the base checkpoint (<see cref="ContentHash.OfCheckpoint"/>), the tokenized probes
-/// (<see cref="ProbesHash"/>), the spec (<see cref="ContentHash.OfText"/> of <see cref="DeltaSpec.Key"/>) and the
-/// adapter (<see cref="AdapterHash"/>) — so a changed input gives a new key and never reads a stale entry. Entries are
+/// A content-addressed cache of the teacher pool's deltas, of either kind (<see cref="DeltaMeasure"/>). Each entry is
+/// keyed by the SHA-256 of four content hashes — the base checkpoint (<see cref="ContentHash.OfCheckpoint"/>), the
+/// tokenized probes (<see cref="DeltaMeasure.ProbesHash"/>), the spec (<see cref="ContentHash.OfText"/> of
+/// <see cref="DeltaMeasure.SpecKey"/>, which tells the kinds apart) and the adapter (<see cref="AdapterHash"/>) — so a
+/// changed input gives a new key and never reads a stale entry. Entries are
 /// <c>deltas/KEY.safetensors</c> files with one float32 tensor <c>delta</c> [D] and metadata naming the four hashes,
 /// the task, domain, step and adapter. The manifest of one (base, probes, spec) is
 /// <c>manifests/CONTEXT.jsonl</c>, CONTEXT the SHA-256 of the first three hashes (<see cref="ContextKey"/>): one
@@ -147,33 +148,41 @@ public static class DeltaCache
     public static string ManifestPath(string cacheDir, string contextKey) => Path.Combine(cacheDir, ManifestsFolder, contextKey + ".jsonl");
 
     /// <summary>
+    /// <see cref="Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>
+    /// of the delta activation of <paramref name="probes"/> under <paramref name="spec"/>.
+    /// </summary>
+    public static DeltaCacheResult Compute(
+        string baseDir, string poolDir, string cacheDir, ProbeSet probes, DeltaSpec spec,
+        int shardIndex = 0, int shardCount = 1, Action<DeltaCacheProgress>? progress = null,
+        Device? device = null, ScalarType dtype = ScalarType.Float32) =>
+        Compute(baseDir, poolDir, cacheDir, DeltaMeasure.Activation(probes, spec), shardIndex, shardCount, progress, device, dtype);
+
+    /// <summary>
     /// Computes the deltas of this shard's adapters of the teacher pool in <paramref name="poolDir"/> (its
     /// <c>manifest.json</c>; adapters in task then step order, dealt round-robin: adapter p goes to shard p mod n).
     /// An adapter whose entry exists is reused; the others are loaded one at a time and computed with one
-    /// <see cref="DeltaEmbedder"/>, so the base pass runs once (and not at all when every entry exists). Then the
-    /// manifest of this (base, probes, spec) is rebuilt from the entries present for every adapter of the pool — a
+    /// embedder (<see cref="DeltaMeasure.CreateEmbedder"/>), so the base pass runs once (and not at all when every entry
+    /// exists). Then the manifest of this (base, probes, spec) is rebuilt from the entries present for every adapter of the pool — a
     /// shard writes only its own entry files, and the last shard to finish lists them all; entries of adapters whose
     /// files changed since are left on disk but not listed.
     /// </summary>
     /// <param name="baseDir">The base checkpoint (with its tokenizer when the probes are texts).</param>
     /// <param name="poolDir">The teacher pool's root.</param>
     /// <param name="cacheDir">The cache directory (created when missing).</param>
-    /// <param name="probes">The probes.</param>
-    /// <param name="spec">What the delta measures.</param>
+    /// <param name="measure">What the delta measures, and on which probes.</param>
     /// <param name="shardIndex">This shard (0-based).</param>
     /// <param name="shardCount">The number of shards.</param>
     /// <param name="progress">Called after each adapter of the shard.</param>
     /// <param name="device">Where the model runs (default: the CPU).</param>
     /// <param name="dtype">The compute dtype (entries are stored as float32 either way).</param>
     public static DeltaCacheResult Compute(
-        string baseDir, string poolDir, string cacheDir, ProbeSet probes, DeltaSpec spec,
+        string baseDir, string poolDir, string cacheDir, DeltaMeasure measure,
         int shardIndex = 0, int shardCount = 1, Action<DeltaCacheProgress>? progress = null,
         Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         if (shardCount < 1 || shardIndex < 0 || shardIndex >= shardCount)
             throw new LlgbmException($"Delta cache: shard {shardIndex}/{shardCount} is not a shard (0 ≤ i < n).");
-        spec.Validate();
-        var context = Context.Of(baseDir, probes, spec);
+        var context = Context.Of(baseDir, measure);
         var adapters = TeacherPool.ReadManifest(poolDir)
             .SelectMany(m => m.Checkpoints)
             .OrderBy(c => c.Task, StringComparer.Ordinal)
@@ -186,7 +195,7 @@ public static class DeltaCache
         Directory.CreateDirectory(Path.Combine(cacheDir, ManifestsFolder));
 
         Model.Qwen2ForCausalLM? model = null;
-        DeltaEmbedder? embedder = null;
+        IDeltaEmbedder? embedder = null;
         var (computed, reused) = (0, 0);
         var shardEntries = new List<DeltaCacheEntry>();
         try
@@ -203,7 +212,7 @@ public static class DeltaCache
                     {
                         model = Qwen2Checkpoint.Load(baseDir, device, dtype);
                         model.eval();
-                        embedder = new DeltaEmbedder(model, context.Tokens, spec);
+                        embedder = measure.CreateEmbedder(model, context.Tokenizer);
                     }
                     var adapterDir = Path.Combine(poolDir, checkpoint.Adapter);
                     using var lora = PeftAdapter.Load(adapterDir, model!.Config, device, dtype).Adapter;
@@ -216,8 +225,9 @@ public static class DeltaCache
                         ["probes_sha256"] = context.Probes,
                         ["spec_sha256"] = context.Spec,
                         ["adapter_sha256"] = AdapterHash(adapterDir),
-                        ["spec"] = spec.Key(),
-                        ["probe_set"] = probes.Name,
+                        ["kind"] = measure.Kind.ToString().ToLowerInvariant(),
+                        ["spec"] = measure.SpecKey,
+                        ["probe_set"] = measure.ProbeSetName,
                         ["task"] = checkpoint.Task,
                         ["domain"] = checkpoint.Domain,
                         ["step"] = checkpoint.Step.ToString(CultureInfo.InvariantCulture),
@@ -256,14 +266,25 @@ public static class DeltaCache
 
     /// <summary>
     /// The entries listed in the manifest of (<paramref name="baseDir"/>, <paramref name="probes"/>,
-    /// <paramref name="spec"/>) in <paramref name="cacheDir"/>, as written by <see cref="Compute"/>.
+    /// <paramref name="spec"/>) in <paramref name="cacheDir"/>, as written by <see cref="Compute(string, string, string, ProbeSet, DeltaSpec, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>.
     /// </summary>
-    /// <exception cref="LlgbmException">There is no manifest for this context (run <see cref="Compute"/>).</exception>
-    public static IReadOnlyList<DeltaCacheEntry> ReadManifest(string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec)
+    /// <exception cref="LlgbmException">There is no manifest for this context (compute the deltas first).</exception>
+    public static IReadOnlyList<DeltaCacheEntry> ReadManifest(string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec) =>
+        ReadManifest(cacheDir, baseDir, DeltaMeasure.Activation(probes, spec));
+
+    /// <summary>
+    /// The entries listed in the manifest of (<paramref name="baseDir"/>, <paramref name="measure"/>) in
+    /// <paramref name="cacheDir"/>, as written by <see cref="Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>.
+    /// </summary>
+    /// <exception cref="LlgbmException">There is no manifest for this context (compute the deltas first).</exception>
+    public static IReadOnlyList<DeltaCacheEntry> ReadManifest(string cacheDir, string baseDir, DeltaMeasure measure) =>
+        ReadManifest(cacheDir, Context.Of(baseDir, measure), measure);
+
+    static IReadOnlyList<DeltaCacheEntry> ReadManifest(string cacheDir, Context context, DeltaMeasure measure)
     {
-        var path = ManifestPath(cacheDir, Context.Of(baseDir, probes, spec).Key);
+        var path = ManifestPath(cacheDir, context.Key);
         if (!File.Exists(path))
-            throw new LlgbmException($"{cacheDir}: no delta manifest for this base, probe set ({probes.Name}) and spec ({spec.Key()}); compute the deltas first.");
+            throw new LlgbmException($"{cacheDir}: no {measure.Kind.ToString().ToLowerInvariant()} delta manifest for this base, probe set ({measure.ProbeSetName}) and spec ({measure.SpecKey}); compute the deltas first.");
         var entries = new List<DeltaCacheEntry>();
         foreach (var line in File.ReadLines(path))
             if (line.Trim().Length > 0)
@@ -278,13 +299,21 @@ public static class DeltaCache
     /// hashes. The caller disposes the deltas.
     /// </summary>
     /// <exception cref="LlgbmException">The manifest or an entry is missing, or an entry belongs to another context.</exception>
-    public static IReadOnlyList<LoadedDelta> Load(string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec)
+    public static IReadOnlyList<LoadedDelta> Load(string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec) =>
+        Load(cacheDir, baseDir, DeltaMeasure.Activation(probes, spec));
+
+    /// <summary>
+    /// Loads every delta of the manifest of (<paramref name="baseDir"/>, <paramref name="measure"/>), in manifest order;
+    /// each entry's metadata is checked against the base, probe and spec hashes. The caller disposes the deltas.
+    /// </summary>
+    /// <exception cref="LlgbmException">The manifest or an entry is missing, or an entry belongs to another context.</exception>
+    public static IReadOnlyList<LoadedDelta> Load(string cacheDir, string baseDir, DeltaMeasure measure)
     {
-        var context = Context.Of(baseDir, probes, spec);
+        var context = Context.Of(baseDir, measure);
         var loaded = new List<LoadedDelta>();
         try
         {
-            foreach (var entry in ReadManifest(cacheDir, baseDir, probes, spec))
+            foreach (var entry in ReadManifest(cacheDir, context, measure))
             {
                 var path = EntryPath(cacheDir, entry.Key);
                 if (!File.Exists(path))
@@ -321,18 +350,18 @@ public static class DeltaCache
         return new DeltaCacheEntry(checkpoint.Task, checkpoint.Domain, checkpoint.Step, checkpoint.Adapter, key, norm);
     }
 
-    /// <summary>The three context hashes, the context key, and the tokenized probes.</summary>
-    sealed record Context(string Base, string Probes, string Spec, string Key, IReadOnlyList<IReadOnlyList<int>> Tokens)
+    /// <summary>The three context hashes, the context key, and the base's tokenizer when the probes need it.</summary>
+    sealed record Context(string Base, string Probes, string Spec, string Key, ITokenizer? Tokenizer)
     {
-        public static Context Of(string baseDir, ProbeSet probes, DeltaSpec spec)
+        public static Context Of(string baseDir, DeltaMeasure measure)
         {
             if (!Directory.Exists(baseDir))
                 throw new LlgbmException($"{baseDir}: no such base checkpoint directory.");
-            var tokens = probes.Texts is null ? probes.Tokenize(null) : probes.Tokenize(Tokenizers.Load(baseDir));
+            var tokenizer = measure.NeedsTokenizer ? Tokenizers.Load(baseDir) : null;
             var baseHash = ContentHash.OfCheckpoint(baseDir);
-            var probesHash = ProbesHash(tokens, probes.Texts);
-            var specHash = ContentHash.OfText(spec.Key());
-            return new Context(baseHash, probesHash, specHash, ContextKey(baseHash, probesHash, specHash), tokens);
+            var probesHash = measure.ProbesHash(tokenizer);
+            var specHash = ContentHash.OfText(measure.SpecKey);
+            return new Context(baseHash, probesHash, specHash, ContextKey(baseHash, probesHash, specHash), tokenizer);
         }
     }
 }

@@ -13,7 +13,7 @@ namespace LLGBM.Delta;
 /// and pooled over real tokens only, so padding does not change the result. The model is used as it is (call
 /// <c>eval()</c> first so that no dropout applies); the embedder does not own it.
 /// </summary>
-public sealed class DeltaEmbedder : IDisposable
+public sealed class DeltaEmbedder : IDeltaEmbedder
 {
     readonly Qwen2ForCausalLM model;
     readonly List<(Tensor Ids, Tensor Mask)> batches = [];
@@ -65,7 +65,7 @@ public sealed class DeltaEmbedder : IDisposable
         var hidden = model.Config.HiddenSize;
         RepresentationDim = Spec.Layers is { } ls && Spec.Combination == LayerCombination.Concatenate ? ls.Count * hidden : hidden;
         using (no_grad())
-            baseMean = MeanRepresentation(null, 1).squeeze(0).DetachFromDisposeScope();
+            baseMean = MeanRepresentation(model, null, 1).squeeze(0).DetachFromDisposeScope();
         if (Spec.ProjectionDim is { } dim)
         {
             using var generator = new Generator((ulong)Spec.ProjectionSeed);
@@ -76,6 +76,9 @@ public sealed class DeltaEmbedder : IDisposable
 
     /// <summary>The spec this embedder computes.</summary>
     public DeltaSpec Spec { get; }
+
+    /// <inheritdoc/>
+    public DeltaKind Kind => DeltaKind.Activation;
 
     /// <summary>The number of probes.</summary>
     public int ProbeCount { get; }
@@ -104,7 +107,7 @@ public sealed class DeltaEmbedder : IDisposable
         if (adapter.IsBatched)
             throw new LlgbmException("Delta embedder: Compute takes one adapter; use ComputeBatched for a batched LoRA set.");
         using var scope = NewDisposeScope();
-        var delta = MeanRepresentation(adapter, 1).squeeze(0) - baseMean;
+        var delta = MeanRepresentation(model, adapter, 1).squeeze(0) - baseMean;
         return Project(delta).MoveToOuterDisposeScope();
     }
 
@@ -117,7 +120,7 @@ public sealed class DeltaEmbedder : IDisposable
     {
         using var scope = NewDisposeScope();
         var n = batchedAdapter.IsBatched ? batchedAdapter.Count : 1;
-        var delta = MeanRepresentation(batchedAdapter, n) - baseMean.unsqueeze(0);
+        var delta = MeanRepresentation(model, batchedAdapter, n) - baseMean.unsqueeze(0);
         return Project(delta).MoveToOuterDisposeScope();
     }
 
@@ -128,25 +131,48 @@ public sealed class DeltaEmbedder : IDisposable
         return Compute(adapter);
     }
 
+    /// <summary>
+    /// Δ of a fully fine-tuned model of the base's architecture (Mode B): the mean over probes of its representation
+    /// minus the cached base representation, projected like an adapter's; a detached [Dim] tensor. The base model itself
+    /// gives exactly zero.
+    /// </summary>
+    /// <exception cref="LlgbmException">The model's width, depth or vocabulary does not fit the base's probes and spec.</exception>
+    public Tensor ComputeModel(Qwen2ForCausalLM finetuned)
+    {
+        var (b, f) = (model.Config, finetuned.Config);
+        if (f.HiddenSize != b.HiddenSize || f.NumHiddenLayers != b.NumHiddenLayers)
+            throw new LlgbmException(
+                $"Delta embedder: the fine-tuned model has hidden size {f.HiddenSize} and {f.NumHiddenLayers} layers, the base {b.HiddenSize} and {b.NumHiddenLayers}; a delta activation compares models of one architecture.");
+        if (f.VocabSize < b.VocabSize)
+            throw new LlgbmException($"Delta embedder: the fine-tuned model's vocabulary ({f.VocabSize}) is smaller than the base's ({b.VocabSize}).");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var delta = MeanRepresentation(finetuned, null, 1).squeeze(0).to(model.Device) - baseMean;
+        return Project(delta).MoveToOuterDisposeScope();
+    }
+
     Tensor Project(Tensor delta) => projection is null ? delta : delta.matmul(projection);
 
-    /// <summary>The representation averaged over probes for each of <paramref name="n"/> adapters, [n, RepresentationDim].</summary>
-    Tensor MeanRepresentation(LoraSet? adapter, long n)
+    /// <summary>
+    /// The representation of <paramref name="target"/> (the base model, or a fine-tuned one) averaged over probes for
+    /// each of <paramref name="n"/> adapters, [n, RepresentationDim].
+    /// </summary>
+    Tensor MeanRepresentation(Qwen2ForCausalLM target, LoraSet? adapter, long n)
     {
         using var scope = NewDisposeScope();
         Tensor? sum = null;
         foreach (var (ids, mask) in batches)
         {
             var rows = ids.shape[0];
-            var (batchIds, batchMask, lora) = (ids, mask, adapter);
+            var (batchIds, batchMask, lora) = (ids.to(target.Device), mask.to(target.Device), adapter);
             if (adapter is not null && adapter.IsBatched)
             {
-                batchIds = ids.repeat(n, 1);
-                batchMask = mask.repeat(n, 1);
+                batchIds = batchIds.repeat(n, 1);
+                batchMask = batchMask.repeat(n, 1);
                 lora = Tile(adapter, rows);
             }
             ForwardCalls++;
-            using var output = model.Forward(batchIds, new ForwardOptions { AttentionMask = batchMask, Logits = LogitPositions.None, Lora = lora, OutputHiddenStates = Spec.Layers is not null });
+            using var output = target.Forward(batchIds, new ForwardOptions { AttentionMask = batchMask, Logits = LogitPositions.None, Lora = lora, OutputHiddenStates = Spec.Layers is not null });
             var pooled = Represent(output, batchMask).view(n, rows, -1).sum(1);
             sum = sum is null ? pooled : sum + pooled;
         }
