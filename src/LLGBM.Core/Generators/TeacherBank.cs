@@ -42,7 +42,7 @@ public sealed class TeacherBank : IDisposable
     /// <summary>
     /// Loads the kept checkpoints of <paramref name="tasks"/> from the teacher pool <paramref name="poolDir"/> with
     /// their deltas from the cache <paramref name="cacheDir"/> (computing the missing ones first; see
-    /// <see cref="DeltaCache.Compute"/>). Every teacher must share one LoRA configuration.
+    /// <c>DeltaCache.Compute</c>). Every teacher must share one LoRA configuration.
     /// </summary>
     public static TeacherBank Load(
         string poolDir, string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec, IReadOnlyCollection<string> tasks,
