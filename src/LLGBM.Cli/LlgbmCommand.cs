@@ -22,6 +22,8 @@ public static class LlgbmCommand
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(TeachersCommand.Create());
         root.Subcommands.Add(AdapterCommand.Create());
+        root.Subcommands.Add(GeneratorCommand.Create());
+        root.Subcommands.Add(GenerateCommand.Create());
         return root;
     }
 

@@ -76,8 +76,9 @@ public sealed record GeneratorConfig
     public GeneratorVariant Variant { get; init; } = GeneratorVariant.Direct;
 
     /// <summary>
-    /// The condition encoder: <c>minilm</c> (the frozen pretrained sentence encoder), <c>base-mean</c> (the base model's
-    /// mean-pooled final hidden state) or <c>random</c> (randomly initialised embeddings; an ablation only).
+    /// The condition encoder (<see cref="Conditioning.SentenceEncoders"/>): <c>minilm</c> (the frozen pretrained sentence
+    /// encoder, the default), <c>lm-mean</c> (the base model's mean-pooled final hidden state) or <c>random</c> (randomly
+    /// initialised embeddings; an ablation only).
     /// </summary>
     public string Encoder { get; init; } = "minilm";
 
@@ -232,7 +233,7 @@ public sealed record GeneratorConfig
                 throw new LlgbmException($"Generator config: {message}");
         }
         Check(!string.IsNullOrWhiteSpace(Name) && Name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0, $"name \"{Name}\" must be a usable directory name.");
-        Check(Encoder is "minilm" or "base-mean" or "random", $"encoder \"{Encoder}\" must be minilm, base-mean or random.");
+        Check(Conditioning.SentenceEncoders.Names.Contains(Encoder), $"encoder \"{Encoder}\" must be one of {string.Join(", ", Conditioning.SentenceEncoders.Names)}.");
         Check(ConditionPrompts >= 1, $"condition_prompts ({ConditionPrompts}) must be at least 1.");
         Check(ConditionPool >= ConditionPrompts, $"condition_pool ({ConditionPool}) must be at least condition_prompts ({ConditionPrompts}).");
         Check(HiddenSize >= 1 && EmbeddingSize >= 1 && Depth >= 1, "hidden_size, embedding_size and depth must be positive.");

@@ -15,6 +15,7 @@ public static class GeneratorFactory
         config.Architecture switch
         {
             GeneratorArchitecture.HyperMlp => new HyperMlpGenerator(config, lora, model, conditionDim, config.Seed, device),
-            var a => throw new LlgbmException($"Generator config: architecture {a} is not available."),
+            GeneratorArchitecture.HyperConv => new HyperConvGenerator(config, lora, model, conditionDim, config.Seed, device),
+            var a => throw new LlgbmException($"Generator config: unknown architecture {a}."),
         };
 }

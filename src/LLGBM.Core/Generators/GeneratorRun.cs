@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LLGBM.Checkpoints;
 using LLGBM.Lora;
+using LLGBM.Training;
 using static TorchSharp.torch;
 
 namespace LLGBM.Generators;
@@ -15,7 +16,8 @@ public sealed record GeneratorEvaluation(int Step, IReadOnlyList<MethodTaskResul
 
 /// <summary>
 /// A generator run directory: <c>config.json</c> (the <see cref="GeneratorConfig"/>), <c>run.json</c> (inputs, encoder,
-/// condition width, LoRA shape), <c>metrics.jsonl</c>, <c>checkpoints/</c> and <c>results/</c>
+/// condition width, LoRA shape), <c>metrics.jsonl</c> and TensorBoard event files under <c>events/</c> (every logged
+/// term and figure), <c>checkpoints/</c> and <c>results/</c>
 /// (<c>eval-step-NNNNN.json</c>, and <c>heldout.json</c> for the final step with the reference methods: the base
 /// model, the oracle teacher of each task and the mean of the training teachers).
 /// </summary>
@@ -29,6 +31,9 @@ public static class GeneratorRun
 
     /// <summary>The metrics log.</summary>
     public const string MetricsFile = "metrics.jsonl";
+
+    /// <summary>The TensorBoard event files' folder (<c>tensorboard --logdir RUN/events</c>).</summary>
+    public const string EventsFolder = "events";
 
     /// <summary>The results folder.</summary>
     public const string ResultsFolder = "results";
@@ -64,42 +69,42 @@ public static class GeneratorRun
         }
         using var data = GeneratorData.Load(inputs, config, encoding.Encode, encoding.Identity, log, device);
         using var generator = GeneratorFactory.Create(config, data.Teachers.Lora, data.Model.Config, data.Conditions.Dim, device);
-        if (generator is HyperMlpGenerator mlp)
-        {
-            var (mean, std) = data.ConditionStatistics();
-            mlp.SetConditionStatistics(mean, std);
-            mean.Dispose();
-            std.Dispose();
-        }
+        var (mean, std) = data.ConditionStatistics();
+        generator.SetConditionStatistics(mean, std);
+        mean.Dispose();
+        std.Dispose();
         WriteText(configPath, configJson);
         WriteRunFile(runDir, inputs, encoding, data);
         var resumeStep = GeneratorCheckpoint.LatestStep(runDir) ?? 0;
         var metricsPath = Path.Combine(runDir, MetricsFile);
-        TruncateMetrics(metricsPath, resumeStep);
         GeneratorEvaluation? last = null;
-        using (var metrics = new StreamWriter(metricsPath, append: true))
+        using (var metrics = resumeStep > 0 && File.Exists(metricsPath) ? MetricsLog.Resume(metricsPath, resumeStep) : MetricsLog.StartNew(metricsPath))
+        using (var events = new TensorBoardEventWriter(Path.Combine(runDir, EventsFolder), resumeStep > 0 ? resumeStep : null))
         {
+            foreach (var warning in metrics.Warnings)
+                log?.Invoke(warning);
             GeneratorTrainer.Train(generator, data, config, runDir,
                 entry =>
                 {
-                    metrics.WriteLine(GeneratorTrainer.ToJsonLine(entry));
-                    metrics.Flush();
+                    metrics.Append(entry.Step, entry.Values);
+                    events.Scalars(entry.Values.ToDictionary(p => "train/" + p.Key, p => p.Value), entry.Step);
                 },
                 step =>
                 {
                     last = Evaluate(generator, data, config, step, withReferences: step == config.Steps, log);
                     WriteResults(Path.Combine(runDir, ResultsFolder, $"eval-step-{step:D5}.json"), last);
-                    metrics.WriteLine(JsonSerializer.Serialize(new SortedDictionary<string, object>(StringComparer.Ordinal)
+                    var generated = last.Results.Where(r => r.Method == "generated").ToList();
+                    var values = new Dictionary<string, double>
                     {
-                        ["step"] = step,
-                        ["eval_heldout_accuracy"] = last.Results.Where(r => r.Method == "generated").Average(r => r.Mean),
-                        ["eval_heldout_delta_cosine"] = last.Results.Where(r => r.Method == "generated").Average(r => r.DeltaCosine ?? 0),
-                        ["eval_sensitivity_ratio"] = Finite(last.HeldOutSensitivity?.Ratio),
-                        ["eval_sensitivity_spread"] = Finite(last.HeldOutSensitivity?.RelativeSpread),
-                        ["eval_train_sensitivity_ratio"] = Finite(last.TrainSensitivity?.Ratio),
-                        ["eval_train_sensitivity_spread"] = Finite(last.TrainSensitivity?.RelativeSpread),
-                    }));
-                    metrics.Flush();
+                        ["eval_heldout_accuracy"] = generated.Average(r => r.Mean),
+                        ["eval_heldout_delta_cosine"] = generated.Average(r => r.DeltaCosine ?? 0),
+                        ["eval_sensitivity_ratio"] = last.HeldOutSensitivity?.Ratio ?? double.NaN,
+                        ["eval_sensitivity_spread"] = last.HeldOutSensitivity?.RelativeSpread ?? double.NaN,
+                        ["eval_train_sensitivity_ratio"] = last.TrainSensitivity?.Ratio ?? double.NaN,
+                        ["eval_train_sensitivity_spread"] = last.TrainSensitivity?.RelativeSpread ?? double.NaN,
+                    };
+                    metrics.Append(step, values);
+                    events.Scalars(values.Where(p => double.IsFinite(p.Value)).ToDictionary(p => p.Key.Replace("eval_", "eval/"), p => p.Value), step);
                 },
                 log);
         }
@@ -114,8 +119,6 @@ public static class GeneratorRun
         return last;
     }
 
-    // JSON has no NaN: an undefined figure is logged as −1.
-    static double Finite(double? x) => x is { } v && double.IsFinite(v) ? v : -1;
 
     /// <summary>
     /// Evaluates the generator on the held-out tasks (and, with <paramref name="withReferences"/>, the base model, each
@@ -253,27 +256,6 @@ public static class GeneratorRun
         foreach (var (path, m) in batched.Modules)
             modules[path] = m with { A = m.A![0].clone().MoveToOuterDisposeScope(), B = m.B![0].clone().MoveToOuterDisposeScope() };
         return new LoraSet(modules, ownsTensors: true);
-    }
-
-    /// <summary>Keeps only the metric lines of steps up to <paramref name="step"/> (a resumed run re-logs the rest); drops a truncated last line.</summary>
-    static void TruncateMetrics(string path, int step)
-    {
-        if (!File.Exists(path))
-            return;
-        var kept = new List<string>();
-        foreach (var line in File.ReadAllLines(path))
-        {
-            try
-            {
-                if (JsonNode.Parse(line)?["step"]?.GetValue<int>() is { } s && s <= step)
-                    kept.Add(line);
-            }
-            catch (JsonException)
-            {
-                // A line cut off by an interruption.
-            }
-        }
-        WriteText(path, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
     }
 
     static void WriteText(string path, string text) =>

@@ -73,9 +73,22 @@ public static class GeneratorTrainer
                 var part = draws.Skip(startIndex).Take(config.Microbatch).ToList();
                 var fraction = (double)part.Count / draws.Count;
                 var conditions = data.Conditions.SampleMany([.. part.Select(d => d.Task)], config.ConditionPrompts, [.. part.Select(d => d.Seed)]).to(device);
-                using var generated = generator.Generate(conditions);
                 using var teacher = data.Teachers.Stack([.. part.Select(d => d.Teacher)]);
-                var values = Terms(generated, teacher, data, config, part.Select(d => d.Teacher).ToList(), lambdas, step);
+                Tensor? tokenLoss = null;
+                LoraSet generated;
+                if (config.WeightLoss == WeightLossKind.Tokens)
+                {
+                    var conv = generator as HyperConvGenerator
+                        ?? throw new LlgbmException($"Generator config: weight_loss Tokens needs the HyperConv architecture (found {config.Architecture}).");
+                    var grid = conv.GenerateGrid(conditions);
+                    var (teacherGrid, mask) = conv.Tokenizer.Tokenize(teacher);
+                    tokenLoss = WeightLosses.Tokens(grid, teacherGrid, mask);
+                    generated = conv.Tokenizer.Detokenize(grid);
+                }
+                else
+                    generated = generator.Generate(conditions);
+                using var generatedSet = generated;
+                var values = Terms(generated, teacher, tokenLoss, data, config, part.Select(d => d.Teacher).ToList(), lambdas);
                 var total = values["loss"];
                 var value = total.item<float>();
                 if (!float.IsFinite(value))
@@ -141,15 +154,15 @@ public static class GeneratorTrainer
 
     /// <summary>The objective's terms for one microbatch (<c>loss</c> is their weighted sum; unweighted terms are only computed when their λ is not zero, except the cheap weight term).</summary>
     static Dictionary<string, Tensor> Terms(
-        LoraSet generated, LoraSet teacher, GeneratorData data, GeneratorConfig config, IReadOnlyList<int> teacherIndices,
-        IReadOnlyDictionary<string, double> lambdas, int step)
+        LoraSet generated, LoraSet teacher, Tensor? tokenLoss, GeneratorData data, GeneratorConfig config, IReadOnlyList<int> teacherIndices,
+        IReadOnlyDictionary<string, double> lambdas)
     {
         var terms = new Dictionary<string, Tensor>();
         var weight = config.WeightLoss switch
         {
             WeightLossKind.DeltaWeight => WeightLosses.RelativeDeltaWeight(generated, teacher),
             WeightLossKind.Factors => WeightLosses.Factors(generated, teacher),
-            var k => throw new LlgbmException($"Generator config: weight_loss {k} is not available for the {config.Architecture} architecture."),
+            _ => tokenLoss ?? throw new LlgbmException("Generator training: the token loss needs the generated grid."),
         };
         terms["weight"] = weight;
         var loss = weight * lambdas["weight"];

@@ -24,6 +24,9 @@ public interface ILoraGenerator : IDisposable
     /// <summary>The trainable parameters, by name (for optimisers and checkpoints).</summary>
     IEnumerable<(string Name, Parameter Parameter)> NamedParameters();
 
+    /// <summary>Sets the per-feature standardisation of the encodings (the training conditions' mean and std, [D] each).</summary>
+    void SetConditionStatistics(Tensor mean, Tensor std);
+
     /// <summary>Switches dropout and similar behaviour between training and evaluation.</summary>
     void SetTraining(bool training);
 }

@@ -69,4 +69,15 @@ public static class WeightLosses
             throw new LlgbmException("Weight loss: the generated set has no modules.");
         return (sum / count).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The mean squared error between two LoRA-token grids over the entries the mask marks real (the z-normalised values
+    /// and the mean and std channels; padding excluded), as Drag-and-Drop LLMs trains its decoder.
+    /// </summary>
+    public static Tensor Tokens(Tensor generated, Tensor teacher, Tensor mask)
+    {
+        using var scope = NewDisposeScope();
+        var m = mask.to_type(generated.dtype);
+        return ((generated - teacher.detach()).square() * m).sum().div(m.sum().clamp_min(1)).MoveToOuterDisposeScope();
+    }
 }
