@@ -247,6 +247,8 @@ public sealed record GeneratorConfig
         Auxiliary.Validate("auxiliary");
         Check(!(Weight.IsOff && Delta.IsOff && Kl.IsOff), "weight, delta and kl are all zero: nothing would train the generator.");
         Check(Variant != GeneratorVariant.DeltaHead || !Delta.IsOff, "the delta-head variant needs a delta weight above zero.");
+        Check(WeightLoss != WeightLossKind.Tokens || (Architecture == GeneratorArchitecture.HyperConv && Variant != GeneratorVariant.TwoStage),
+            "weight_loss Tokens compares LoRA-token grids: it needs the HyperConv architecture and a variant other than TwoStage.");
         Check(Probes >= 1, $"probes ({Probes}) must be at least 1.");
         Check(Steps >= 1 && AdaptersPerStep >= 1 && Microbatch >= 1, "steps, adapters_per_step and microbatch must be positive.");
         Check(LearningRate > 0 && double.IsFinite(LearningRate), $"learning_rate ({LearningRate}) must be positive.");

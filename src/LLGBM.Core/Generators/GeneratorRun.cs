@@ -68,11 +68,18 @@ public static class GeneratorRun
                 throw new LlgbmException($"{runDir}: the run holds another configuration ({configPath}); choose a new --out or delete the run.");
         }
         using var data = GeneratorData.Load(inputs, config, encoding.Encode, encoding.Identity, log, device);
-        using var generator = GeneratorFactory.Create(config, data.Teachers.Lora, data.Model.Config, data.Conditions.Dim, device);
+        using var generator = GeneratorFactory.Create(config, data.Teachers.Lora, data.Model.Config, data.Conditions.Dim, (int)data.Embedder.Dim, device);
         var (mean, std) = data.ConditionStatistics();
         generator.SetConditionStatistics(mean, std);
         mean.Dispose();
         std.Dispose();
+        if (generator is TwoStageGenerator twoStage)
+        {
+            using var deltas = data.Teachers.Deltas([.. data.TrainTasks.SelectMany(t => data.Teachers.ByTask[t.Spec.Name])]);
+            using var deltaMean = deltas.mean([0]);
+            using var deltaStd = deltas.std([0]);
+            twoStage.SetDeltaStatistics(deltaMean, deltaStd);
+        }
         WriteText(configPath, configJson);
         WriteRunFile(runDir, inputs, encoding, data);
         var resumeStep = GeneratorCheckpoint.LatestStep(runDir) ?? 0;
@@ -181,6 +188,7 @@ public static class GeneratorRun
             ["base_sha256"] = ContentHash.OfCheckpoint(inputs.Base),
             ["encoder"] = encoding.Identity,
             ["condition_dim"] = data.Conditions.Dim,
+            ["delta_dim"] = data.Embedder.Dim,
             ["lora"] = JsonSerializer.SerializeToNode(data.Teachers.Lora, Json),
             ["train_tasks"] = new JsonArray([.. data.TrainTasks.Select(t => (JsonNode)t.Spec.Name)]),
             ["test_tasks"] = new JsonArray([.. data.TestTasks.Select(t => (JsonNode)t.Spec.Name)]),
@@ -193,7 +201,8 @@ public static class GeneratorRun
     /// <param name="Encoder">The condition encoder's identity.</param>
     /// <param name="ConditionDim">D.</param>
     /// <param name="Lora">The emitted LoRA shape.</param>
-    public sealed record RunInfo(GeneratorInputs Inputs, string Encoder, int ConditionDim, LoraConfig Lora);
+    /// <param name="DeltaDim">The width of the deltas (of the probes the run was trained with).</param>
+    public sealed record RunInfo(GeneratorInputs Inputs, string Encoder, int ConditionDim, LoraConfig Lora, int DeltaDim);
 
     /// <summary>Reads <c>run.json</c> of a run.</summary>
     public static RunInfo ReadRunFile(string runDir)
@@ -208,7 +217,8 @@ public static class GeneratorRun
                 node["inputs"].Deserialize<GeneratorInputs>(Json)!,
                 (string)node["encoder"]!,
                 (int)node["condition_dim"]!,
-                node["lora"].Deserialize<LoraConfig>(Json)!);
+                node["lora"].Deserialize<LoraConfig>(Json)!,
+                (int)node["delta_dim"]!);
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)
         {
@@ -226,7 +236,7 @@ public static class GeneratorRun
         var info = ReadRunFile(runDir);
         var at = step ?? GeneratorCheckpoint.LatestStep(runDir)
             ?? throw new LlgbmException($"{runDir}: the run has no checkpoint yet; train it with llgbm generator train.");
-        var generator = GeneratorFactory.Create(config, info.Lora, model, info.ConditionDim, device);
+        var generator = GeneratorFactory.Create(config, info.Lora, model, info.ConditionDim, info.DeltaDim, device);
         try
         {
             GeneratorCheckpoint.Load(runDir, at, (TorchSharp.torch.nn.Module)generator);

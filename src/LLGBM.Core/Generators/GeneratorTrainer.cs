@@ -64,6 +64,7 @@ public static class GeneratorTrainer
                 ["delta"] = config.Delta.At(step),
                 ["kl"] = config.Kl.At(step),
                 ["norm"] = config.Norm.At(step),
+                ["auxiliary"] = config.Auxiliary.At(step),
             };
             var draws = Enumerable.Range(0, config.AdaptersPerStep).Select(i => DrawAt(data, tasks, config.Seed, step, i)).ToList();
             var terms = new Dictionary<string, double>();
@@ -75,7 +76,7 @@ public static class GeneratorTrainer
                 var conditions = data.Conditions.SampleMany([.. part.Select(d => d.Task)], config.ConditionPrompts, [.. part.Select(d => d.Seed)]).to(device);
                 using var teacher = data.Teachers.Stack([.. part.Select(d => d.Teacher)]);
                 Tensor? tokenLoss = null;
-                LoraSet generated;
+                LoraSet generated = null!;
                 if (config.WeightLoss == WeightLossKind.Tokens)
                 {
                     var conv = generator as HyperConvGenerator
@@ -85,10 +86,32 @@ public static class GeneratorTrainer
                     tokenLoss = WeightLosses.Tokens(grid, teacherGrid, mask);
                     generated = conv.Tokenizer.Detokenize(grid);
                 }
-                else
+                var teacherIndices = part.Select(d => d.Teacher).ToList();
+                Tensor? auxiliary = null;
+                Func<LoraSet, Tensor> deltaOf = data.Embedder.ComputeBatched;
+                if (generator is TwoStageGenerator twoStage)
+                {
+                    // The predictor learns δ̂ from the condition; the decoder learns from the teachers' own deltas.
+                    using var target = data.Teachers.Deltas(teacherIndices).to(device);
+                    auxiliary = DeltaTerm(DeltaLossKind.RelativeMse, twoStage.PredictDelta(conditions), target);
+                    generated = twoStage.Decode(target);
+                }
+                else if (tokenLoss is null)
                     generated = generator.Generate(conditions);
+                if (generator is DeltaHeadGenerator headed)
+                {
+                    // The head learns the teachers' deltas from their weights; the generator learns through the fixed head.
+                    using var target = data.Teachers.Deltas(teacherIndices).to(device);
+                    auxiliary = DeltaTerm(DeltaLossKind.RelativeMse, headed.Head.forward(teacher), target);
+                    deltaOf = headed.Head.Frozen;
+                }
                 using var generatedSet = generated;
-                var values = Terms(generated, teacher, tokenLoss, data, config, part.Select(d => d.Teacher).ToList(), lambdas);
+                var values = Terms(generated, teacher, tokenLoss, data, config, teacherIndices, lambdas, deltaOf);
+                if (auxiliary is not null)
+                {
+                    values["auxiliary"] = auxiliary;
+                    values["loss"] = values["loss"] + auxiliary * lambdas["auxiliary"];
+                }
                 var total = values["loss"];
                 var value = total.item<float>();
                 if (!float.IsFinite(value))
@@ -155,7 +178,7 @@ public static class GeneratorTrainer
     /// <summary>The objective's terms for one microbatch (<c>loss</c> is their weighted sum; unweighted terms are only computed when their λ is not zero, except the cheap weight term).</summary>
     static Dictionary<string, Tensor> Terms(
         LoraSet generated, LoraSet teacher, Tensor? tokenLoss, GeneratorData data, GeneratorConfig config, IReadOnlyList<int> teacherIndices,
-        IReadOnlyDictionary<string, double> lambdas)
+        IReadOnlyDictionary<string, double> lambdas, Func<LoraSet, Tensor> deltaOf)
     {
         var terms = new Dictionary<string, Tensor>();
         var weight = config.WeightLoss switch
@@ -168,7 +191,7 @@ public static class GeneratorTrainer
         var loss = weight * lambdas["weight"];
         if (lambdas["delta"] > 0)
         {
-            var predicted = data.Embedder.ComputeBatched(generated);
+            var predicted = deltaOf(generated);
             var target = data.Teachers.Deltas(teacherIndices).to(predicted.device);
             var delta = DeltaTerm(config.DeltaLoss, predicted, target);
             terms["delta"] = delta;
