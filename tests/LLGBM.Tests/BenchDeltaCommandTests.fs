@@ -31,6 +31,8 @@ let tests =
                     "1"
                     "--warmup"
                     "0"
+                    "--threads"
+                    "1"
                     "--json"
                 ]
 
@@ -71,6 +73,7 @@ let tests =
                 |> Seq.sumBy (fun p -> Encoding.UTF8.GetByteCount(ProbeSet.GenericText p))
 
             Expect.equal (integer "probe_tokens") (int64 tokens) "real probe tokens"
+            Expect.equal (integer "threads") 1L "--threads 1"
             Expect.equal (integer "parameters") 774272L "the tiny preset has 774,272 parameters"
             // Per layer r·(in + out) for q (128→128), k and v (128→64), gate and up (128→352), down (352→128); 4 layers, r 2.
             let perLayer = 2L * (256L + 192L + 192L + 480L + 480L + 480L)

@@ -44,12 +44,18 @@ public sealed record DeltaBenchmarkSettings
     /// <summary>Parameter and compute dtype.</summary>
     public ScalarType Dtype { get; init; } = ScalarType.Float32;
 
+    /// <summary>
+    /// libtorch's intra-op CPU threads during the run (restored afterwards); null keeps the current setting. On a
+    /// machine shared with other work, fewer threads than cores give steadier timings.
+    /// </summary>
+    public int? Threads { get; init; }
+
     /// <summary>Checks the counts; returns this.</summary>
     public DeltaBenchmarkSettings Validate()
     {
-        if (Probes < 1 || Adapters < 1 || Microbatch < 1 || Rank < 1 || Iterations < 1 || ProbeBatch is < 1)
+        if (Probes < 1 || Adapters < 1 || Microbatch < 1 || Rank < 1 || Iterations < 1 || ProbeBatch is < 1 || Threads is < 1)
             throw new LlgbmException(
-                $"bench delta: --probes, --adapters, --microbatch, --rank, --probe-batch and --iters must be positive (found {Probes}, {Adapters}, {Microbatch}, {Rank}, {ProbeBatch?.ToString() ?? "all"}, {Iterations}).");
+                $"bench delta: --probes, --adapters, --microbatch, --rank, --probe-batch, --iters and --threads must be positive (found {Probes}, {Adapters}, {Microbatch}, {Rank}, {ProbeBatch?.ToString() ?? "all"}, {Iterations}, {Threads?.ToString() ?? "default"}).");
         if (Warmup < 0)
             throw new LlgbmException($"bench delta: --warmup must not be negative (found {Warmup}).");
         return this;
@@ -63,6 +69,7 @@ public sealed record DeltaBenchmarkSettings
 /// <param name="Model">The architecture's name.</param>
 /// <param name="Device">The device.</param>
 /// <param name="Dtype">The compute dtype.</param>
+/// <param name="Threads">libtorch's intra-op CPU threads during the run.</param>
 /// <param name="Parameters">Parameters of the base model.</param>
 /// <param name="Probes">Probes in the probe set.</param>
 /// <param name="ProbeTokens">Real tokens over all probes (after truncation to the spec's maximum length).</param>
@@ -91,6 +98,7 @@ public sealed record DeltaBenchmarkResult(
     string Model,
     string Device,
     string Dtype,
+    int Threads,
     long Parameters,
     int Probes,
     long ProbeTokens,
@@ -130,7 +138,22 @@ public static class DeltaBenchmark
     public static DeltaBenchmarkResult Run(DeltaBenchmarkSettings s, Action<string>? progress = null)
     {
         s.Validate();
-        progress?.Invoke($"building {s.ModelName} on {s.Device} ({s.Dtype})");
+        var threads = get_num_threads();
+        try
+        {
+            if (s.Threads is { } n)
+                set_num_threads(n);
+            return Measure(s, progress);
+        }
+        finally
+        {
+            set_num_threads(threads);
+        }
+    }
+
+    static DeltaBenchmarkResult Measure(DeltaBenchmarkSettings s, Action<string>? progress)
+    {
+        progress?.Invoke($"building {s.ModelName} on {s.Device} ({s.Dtype}, {get_num_threads()} CPU thread(s))");
         using var model = new Qwen2ForCausalLM(s.Config, s.Device, s.Dtype);
         model.InitializeWeights(0);
         model.eval();
@@ -191,7 +214,7 @@ public static class DeltaBenchmark
                 BenchmarkTimer.Median(numerator.Zip(denominator, (a, b) => scale * a / b));
 
             return new DeltaBenchmarkResult(
-                s.ModelName, s.Device.ToString(), s.Dtype.ToString(), parameters,
+                s.ModelName, s.Device.ToString(), s.Dtype.ToString(), get_num_threads(), parameters,
                 s.Probes, probeTokens, embedder.ProbeBatchSize, embedder.ProbeBatchCount,
                 s.Adapters, s.Microbatch, s.Rank, string.Join(",", lora.TargetModules), adapterParameters,
                 baseCalls, (double)singleCalls / (runs * s.Adapters), (double)batchedCalls / (runs * batched.Count),

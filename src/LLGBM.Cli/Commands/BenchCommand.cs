@@ -101,10 +101,11 @@ public static class BenchCommand
         var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => 1 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var dtype = new Option<string>("--dtype") { Description = "f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
+        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads during the run (default: libtorch's own choice); fewer than the cores give steadier timings on a shared machine." };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON instead of a table." };
         var command = new Command("delta", "Adapters per second of no-grad delta activations (one at a time and batched), and the cost of one differentiable delta pass relative to one plain and one adapted forward pass over the same probes.")
         {
-            preset, probes, probeBatch, adapters, microbatch, rank, iterations, warmup, device, dtype, json,
+            preset, probes, probeBatch, adapters, microbatch, rank, iterations, warmup, device, dtype, threads, json,
         };
         CommandAction.Set(command, parse =>
         {
@@ -122,6 +123,7 @@ public static class BenchCommand
                 Warmup = parse.GetValue(warmup),
                 Device = TorchChoices.Device(parse.GetValue(device)!),
                 Dtype = TorchChoices.Dtype(parse.GetValue(dtype)!),
+                Threads = parse.GetValue(threads),
             }.Validate();
             var result = DeltaBenchmark.Run(settings, line => CommandAction.Err(parse).WriteLine($"[bench] {line}"));
             if (parse.GetValue(json))
@@ -131,7 +133,7 @@ public static class BenchCommand
             }
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{result.Model}, {result.Parameters:N0} parameters");
-            table.AddRow("device / dtype", $"{result.Device} / {result.Dtype}");
+            table.AddRow("device / dtype / CPU threads", $"{result.Device} / {result.Dtype} / {result.Threads}");
             table.AddRow("probes", $"{result.Probes} ({result.ProbeTokens:N0} tokens) in {result.ProbeBatchCount} batch(es) of up to {result.ProbeBatchSize}");
             table.AddRow("adapters", $"{result.Adapters} of rank {result.Rank} on {result.LoraTargets} ({result.AdapterParameters:N0} parameters each)");
             table.AddRow("forward calls: base (cached) / per adapter / per batched call", $"{result.BaseForwardCalls} / {result.ForwardCallsPerAdapter:G4} / {result.ForwardCallsPerBatchedCall:G4}");
