@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using LLGBM.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -82,12 +81,12 @@ public static class ForwardBenchmark
         };
 
         progress?.Invoke($"forward: {s.Warmup} warm-up and {s.Iterations} timed passes of [{s.Batch} x {s.Length}] tokens");
-        var forwardSeconds = Time(s.Device, s.Warmup, s.Iterations, () => model.Forward(ids, options).Dispose());
+        var forwardSeconds = BenchmarkTimer.Median(s.Device, s.Warmup, s.Iterations, () => model.Forward(ids, options).Dispose());
 
         progress?.Invoke($"reference: {s.MatmulSize}x{s.MatmulSize} matmul");
         using var a = randn([s.MatmulSize, s.MatmulSize], generator: generator).to_type(s.Dtype).to(s.Device);
         using var b = randn([s.MatmulSize, s.MatmulSize], generator: generator).to_type(s.Dtype).to(s.Device);
-        var matmulSeconds = Time(s.Device, 2, Math.Max(3, s.Iterations), () => a.matmul(b).Dispose());
+        var matmulSeconds = BenchmarkTimer.Median(s.Device, 2, Math.Max(3, s.Iterations), () => a.matmul(b).Dispose());
 
         var flops = ForwardFlops.Count(s.Config, s.Batch, s.Length, s.AllLogits ? s.Length : 1);
         var achieved = flops / forwardSeconds / 1e9;
@@ -95,23 +94,5 @@ public static class ForwardBenchmark
         return new ForwardBenchmarkResult(
             s.ModelName, s.Device.ToString(), s.Dtype.ToString(), s.Attention.ToString(), s.Batch, s.Length, parameters,
             forwardSeconds, s.Batch * s.Length / forwardSeconds, flops / 1e9, achieved, s.MatmulSize, peak, achieved / peak);
-    }
-
-    /// <summary>Median seconds of <paramref name="iterations"/> runs after <paramref name="warmup"/> untimed ones.</summary>
-    static double Time(Device device, int warmup, int iterations, Action body)
-    {
-        for (var i = 0; i < warmup; i++)
-            body();
-        TorchChoices.Synchronize(device);
-        var times = new List<double>();
-        for (var i = 0; i < iterations; i++)
-        {
-            var watch = Stopwatch.StartNew();
-            body();
-            TorchChoices.Synchronize(device);
-            times.Add(watch.Elapsed.TotalSeconds);
-        }
-        times.Sort();
-        return times[times.Count / 2];
     }
 }

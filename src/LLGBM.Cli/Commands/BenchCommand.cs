@@ -15,6 +15,7 @@ public static class BenchCommand
     {
         var bench = new Command("bench", "Performance benchmarks, reported against a reference measured in the same run.");
         bench.Subcommands.Add(CreateForward());
+        bench.Subcommands.Add(CreateDelta());
         return bench;
     }
 
@@ -82,6 +83,67 @@ public static class BenchCommand
             table.AddRow("achieved GFLOP/s", $"{result.AchievedGflopsPerSecond:F1}");
             table.AddRow($"matmul {result.MatmulSize}² GFLOP/s", $"{result.MatmulGflopsPerSecond:F1}");
             table.AddRow("model FLOP utilisation (vs matmul)", $"{result.ModelFlopUtilisation:P1}");
+            CommandAction.Write(CommandAction.Out(parse), table);
+            return 0;
+        });
+        return command;
+    }
+
+    static Command CreateDelta()
+    {
+        var preset = new Option<string>("--preset") { Description = "Architecture to measure (a preset name: tiny, micro, qwen2.5-0.5b, ...); weights are random.", DefaultValueFactory = _ => "tiny" };
+        var probes = new Option<int>("--probes") { Description = "Generic probes, tokenized byte-level (the tiny models' tokenizer).", DefaultValueFactory = _ => 5 };
+        var probeBatch = new Option<int?>("--probe-batch") { Description = "Probes per forward pass (default: all of them in one)." };
+        var adapters = new Option<int>("--adapters") { Description = "Random adapters whose deltas each timed round computes (one at a time, then batched).", DefaultValueFactory = _ => 16 };
+        var microbatch = new Option<int>("--microbatch") { Description = "Adapters per batched delta call.", DefaultValueFactory = _ => 8 };
+        var rank = new Option<int>("--rank") { Description = "LoRA rank of the adapters (on the teacher pool's modules q, k, v, gate, up, down).", DefaultValueFactory = _ => 8 };
+        var iterations = new Option<int>("--iters") { Description = "Timed rounds, each running every measurement once (times are medians over rounds, ratios medians of the ratios within a round).", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => 1 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var dtype = new Option<string>("--dtype") { Description = "f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
+        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads during the run (default: libtorch's own choice); fewer than the cores give steadier timings on a shared machine." };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON instead of a table." };
+        var command = new Command("delta", "Adapters per second of no-grad delta activations (one at a time and batched), and the cost of one differentiable delta pass relative to one plain and one adapted forward pass over the same probes.")
+        {
+            preset, probes, probeBatch, adapters, microbatch, rank, iterations, warmup, device, dtype, threads, json,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var name = parse.GetValue(preset)!;
+            var settings = new DeltaBenchmarkSettings
+            {
+                Config = Qwen2Presets.Get(name),
+                ModelName = name,
+                Probes = parse.GetValue(probes),
+                ProbeBatch = parse.GetValue(probeBatch),
+                Adapters = parse.GetValue(adapters),
+                Microbatch = parse.GetValue(microbatch),
+                Rank = parse.GetValue(rank),
+                Iterations = parse.GetValue(iterations),
+                Warmup = parse.GetValue(warmup),
+                Device = TorchChoices.Device(parse.GetValue(device)!),
+                Dtype = TorchChoices.Dtype(parse.GetValue(dtype)!),
+                Threads = parse.GetValue(threads),
+            }.Validate();
+            var result = DeltaBenchmark.Run(settings, line => CommandAction.Err(parse).WriteLine($"[bench] {line}"));
+            if (parse.GetValue(json))
+            {
+                CommandAction.Out(parse).WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+                return 0;
+            }
+            var table = new Table().AddColumns("measure", "value");
+            table.AddRow("model", $"{result.Model}, {result.Parameters:N0} parameters");
+            table.AddRow("device / dtype / CPU threads", $"{result.Device} / {result.Dtype} / {result.Threads}");
+            table.AddRow("probes", $"{result.Probes} ({result.ProbeTokens:N0} tokens) in {result.ProbeBatchCount} batch(es) of up to {result.ProbeBatchSize}");
+            table.AddRow("adapters", $"{result.Adapters} of rank {result.Rank} on {result.LoraTargets} ({result.AdapterParameters:N0} parameters each)");
+            table.AddRow("forward calls: base (cached) / per adapter / per batched call", $"{result.BaseForwardCalls} / {result.ForwardCallsPerAdapter:G4} / {result.ForwardCallsPerBatchedCall:G4}");
+            table.AddRow("base forward (no adapter)", $"{result.SecondsBaseForward * 1e3:F2} ms");
+            table.AddRow("adapted forward", $"{result.SecondsAdaptedForward * 1e3:F2} ms ({result.AdaptedForwardVsBaseForward:F2}x base)");
+            table.AddRow("no-grad delta, one at a time", $"{result.SecondsPerAdapter * 1e3:F2} ms, {result.AdaptersPerSecond:F1} adapters/s ({result.DeltaVsAdaptedForward:F2}x adapted forward)");
+            table.AddRow($"no-grad delta, batched by {result.Microbatch}", $"{result.BatchedAdaptersPerSecond:F1} adapters/s ({result.BatchedSpeedup:F2}x one at a time)");
+            table.AddRow("differentiable delta (forward + backward)", $"{result.SecondsDifferentiableDelta * 1e3:F2} ms");
+            table.AddRow("  relative to base forward", $"{result.DifferentiableDeltaVsBaseForward:F2}x");
+            table.AddRow("  relative to adapted forward", $"{result.DifferentiableDeltaVsAdaptedForward:F2}x");
             CommandAction.Write(CommandAction.Out(parse), table);
             return 0;
         });
