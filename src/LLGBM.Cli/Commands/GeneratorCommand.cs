@@ -88,22 +88,26 @@ public static class GeneratorCommand
     public static void PrintResults(TextWriter output, GeneratorEvaluation result)
     {
         var methods = result.Results.Select(r => r.Method).Distinct().ToList();
-        var table = new Table().AddColumn("task");
+        var table = new Table().AddColumn("split").AddColumn("task");
         foreach (var m in methods)
             table.AddColumn(m);
-        foreach (var task in result.Results.Select(r => r.Task).Distinct())
+        foreach (var split in result.Results.Select(r => r.Split).Distinct())
         {
-            var cells = new List<string> { task };
+            var rows = result.Results.Where(r => r.Split == split).ToList();
+            foreach (var task in rows.Select(r => r.Task).Distinct())
+            {
+                var cells = new List<string> { split, task };
+                foreach (var m in methods)
+                    cells.Add(rows.FirstOrDefault(r => r.Task == task && r.Method == m) is { } r
+                        ? $"{r.Mean:P1}" + (r.Accuracies.Count > 1 ? $" ± {r.Std:P1}" : "") + (r.DeltaCosine is { } c ? $" (δ-cos {c:F2})" : "")
+                        : "-");
+                table.AddRow(cells.ToArray());
+            }
+            var means = new List<string> { split, "mean" };
             foreach (var m in methods)
-                cells.Add(result.Results.FirstOrDefault(r => r.Task == task && r.Method == m) is { } r
-                    ? $"{r.Mean:P1}" + (r.Accuracies.Count > 1 ? $" ± {r.Std:P1}" : "") + (r.DeltaCosine is { } c ? $" (δ-cos {c:F2})" : "")
-                    : "-");
-            table.AddRow(cells.ToArray());
+                means.Add(rows.Where(r => r.Method == m).ToList() is { Count: > 0 } of ? $"{of.Average(r => r.Mean):P1}" : "-");
+            table.AddRow(means.ToArray());
         }
-        var means = new List<string> { "mean" };
-        foreach (var m in methods)
-            means.Add($"{result.Results.Where(r => r.Method == m).Average(r => r.Mean):P1}");
-        table.AddRow(means.ToArray());
         CommandAction.Write(output, table);
         static string S(ConditionSensitivity? s) => s is null ? "-" : $"{s.Ratio:F2} (spread / norm {s.RelativeSpread:F3})";
         output.WriteLine($"condition sensitivity, across-task / within-task distance: held-out {S(result.HeldOutSensitivity)}, training {S(result.TrainSensitivity)}");

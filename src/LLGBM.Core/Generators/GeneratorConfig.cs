@@ -182,6 +182,9 @@ public sealed record GeneratorConfig
     /// <summary>Prompt batches (conditions) per task in evaluation.</summary>
     public int EvalBatches { get; init; } = 3;
 
+    /// <summary>Training tasks also evaluated (in-domain: fresh conditions, test examples), spread over the task list.</summary>
+    public int InDomainTasks { get; init; } = 5;
+
     /// <summary>Test examples per task and condition in evaluation.</summary>
     public int EvalLimit { get; init; } = 50;
 
@@ -256,6 +259,7 @@ public sealed record GeneratorConfig
         Check(TrainTasks is null || TrainTasks.Count >= 1, "train_tasks, when given, must name at least one task.");
         Check(TestTasks is null || TestTasks.Count >= 1, "test_tasks, when given, must name at least one task.");
         Check(LogEvery >= 1 && EvalEvery >= 0 && CheckpointEvery >= 1, "log_every and checkpoint_every must be positive, eval_every non-negative.");
+        Check(InDomainTasks >= 0, $"in_domain_tasks ({InDomainTasks}) cannot be negative.");
         Check(EvalBatches >= 1 && EvalLimit >= 1, "eval_batches and eval_limit must be positive.");
         return this;
     }

@@ -14,7 +14,8 @@ namespace LLGBM.Generators;
 /// <param name="Std">Sample standard deviation over conditions (0 for one entry).</param>
 /// <param name="N">Test examples per evaluation.</param>
 /// <param name="DeltaCosine">Mean cosine between the adapters' deltas and the oracle teacher's (null for the base).</param>
-public sealed record MethodTaskResult(string Method, string Task, string Domain, IReadOnlyList<double> Accuracies, double Mean, double Std, int N, double? DeltaCosine);
+/// <param name="Split"><c>held-out</c> (a task the generator never trained on) or <c>in-domain</c> (a training task, fresh conditions, test examples).</param>
+public sealed record MethodTaskResult(string Method, string Task, string Domain, IReadOnlyList<double> Accuracies, double Mean, double Std, int N, double? DeltaCosine, string Split = "held-out");
 
 /// <summary>
 /// Evaluates generated adapters and the reference methods on tasks: each task's test examples (bare prompts, the

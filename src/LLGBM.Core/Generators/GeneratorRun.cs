@@ -98,9 +98,9 @@ public static class GeneratorRun
                 },
                 step =>
                 {
-                    last = Evaluate(generator, data, config, step, withReferences: step == config.Steps, log);
+                    last = Evaluate(generator, data, config, step, withReferences: step == config.Steps, log, ReferenceCache(runDir));
                     WriteResults(Path.Combine(runDir, ResultsFolder, $"eval-step-{step:D5}.json"), last);
-                    var generated = last.Results.Where(r => r.Method == "generated").ToList();
+                    var generated = last.Results.Where(r => r.Method == "generated" && r.Split == "held-out").ToList();
                     var values = new Dictionary<string, double>
                     {
                         ["eval_heldout_accuracy"] = generated.Average(r => r.Mean),
@@ -120,7 +120,7 @@ public static class GeneratorRun
         {
             var step = GeneratorCheckpoint.LatestStep(runDir) ?? config.Steps;
             GeneratorCheckpoint.Load(runDir, step, (TorchSharp.torch.nn.Module)generator);
-            last = File.Exists(final) ? ReadResults(final) : Evaluate(generator, data, config, step, withReferences: true, log);
+            last = File.Exists(final) ? ReadResults(final) : Evaluate(generator, data, config, step, withReferences: true, log, ReferenceCache(runDir));
         }
         WriteResults(final, last);
         return last;
@@ -128,36 +128,76 @@ public static class GeneratorRun
 
 
     /// <summary>
-    /// Evaluates the generator on the held-out tasks (and, with <paramref name="withReferences"/>, the base model, each
-    /// task's oracle teacher and the mean training teacher), with the condition sensitivity on held-out and training tasks.
+    /// Evaluates the generator on the held-out tasks and on <see cref="GeneratorConfig.InDomainTasks"/> training tasks
+    /// (with conditions drawn afresh, test examples never trained on), and, with <paramref name="withReferences"/>,
+    /// the base model, each task's oracle teacher and the mean training teacher (cached across runs under
+    /// <paramref name="referenceCache"/> when given, since they do not depend on the generator); plus the condition
+    /// sensitivity on held-out and training tasks.
     /// </summary>
-    public static GeneratorEvaluation Evaluate(ILoraGenerator generator, GeneratorData data, GeneratorConfig config, int step, bool withReferences, Action<string>? log = null)
+    public static GeneratorEvaluation Evaluate(
+        ILoraGenerator generator, GeneratorData data, GeneratorConfig config, int step, bool withReferences,
+        Action<string>? log = null, string? referenceCache = null)
     {
         var results = new List<MethodTaskResult>();
-        using var mean = withReferences
-            ? data.Teachers.MeanAdapter([.. data.TrainTasks.SelectMany(t => data.Teachers.ByTask[t.Spec.Name])])
-            : null;
-        foreach (var task in data.TestTasks)
+        LoraSet? mean = null;
+        var meanKey = string.Join(",", data.TrainTasks.Select(t => t.Spec.Name));
+        var context = withReferences
+            ? $"{ContentHash.OfCheckpoint(data.Inputs.Base)}|{ContentHash.OfFile(Path.Combine(data.Inputs.Teachers, Teachers.TeacherPool.ManifestName))}|{config.EvalLimit}"
+            : "";
+        MethodTaskResult Reference(Tasks.TaskData task, string method, string split)
         {
-            var generated = GeneratorEvaluator.EvaluateGenerated(generator, data, config, task);
-            results.Add(generated);
-            var line = $"  {task.Spec.Name,-16} generated {generated.Mean:P1} ± {generated.Std:P1}  δ-cos {generated.DeltaCosine:F3}";
-            if (withReferences)
+            var key = ContentHash.OfText($"{context}|{task.Spec.Name}|{method}|{(method == "mean-teacher" ? meanKey : "")}");
+            var path = referenceCache is null ? null : Path.Combine(referenceCache, key + ".json");
+            if (path is not null && File.Exists(path))
+                return JsonSerializer.Deserialize<MethodTaskResult>(File.ReadAllText(path), ResultsJson)! with { Split = split };
+            LoraSet? adapter = method switch
             {
-                var baseResult = GeneratorEvaluator.EvaluateFixed(data, config, task, null, "base");
-                var oracleEntry = data.Teachers.Entries[data.Teachers.ByTask[task.Spec.Name][^1]];
-                var oracle = GeneratorEvaluator.EvaluateFixed(data, config, task, oracleEntry.Adapter, "oracle");
-                var meanResult = GeneratorEvaluator.EvaluateFixed(data, config, task, mean, "mean-teacher");
-                results.AddRange([baseResult, oracle, meanResult]);
-                line += $"  base {baseResult.Mean:P1}  oracle {oracle.Mean:P1}  mean-teacher {meanResult.Mean:P1}";
+                "base" => null,
+                "oracle" => data.Teachers.Entries[data.Teachers.ByTask[task.Spec.Name][^1]].Adapter,
+                _ => mean ??= data.Teachers.MeanAdapter([.. data.TrainTasks.SelectMany(t => data.Teachers.ByTask[t.Spec.Name])]),
+            };
+            var result = GeneratorEvaluator.EvaluateFixed(data, config, task, adapter, method) with { Split = split };
+            if (path is not null)
+            {
+                Directory.CreateDirectory(referenceCache!);
+                WriteText(path, JsonSerializer.Serialize(result, ResultsJson));
             }
-            log?.Invoke(line);
+            return result;
+        }
+        try
+        {
+            var inDomain = InDomainSample(data.TrainTasks, config.InDomainTasks);
+            foreach (var (task, split) in data.TestTasks.Select(t => (t, "held-out")).Concat(inDomain.Select(t => (t, "in-domain"))))
+            {
+                var generated = GeneratorEvaluator.EvaluateGenerated(generator, data, config, task) with { Split = split };
+                results.Add(generated);
+                var line = $"  {split,-9} {task.Spec.Name,-14} generated {generated.Mean:P1} ± {generated.Std:P1}  δ-cos {generated.DeltaCosine:F3}";
+                if (withReferences)
+                {
+                    var references = new[] { "base", "oracle", "mean-teacher" }.Select(m => Reference(task, m, split)).ToList();
+                    results.AddRange(references);
+                    line += "  " + string.Join("  ", references.Select(r => $"{r.Method} {r.Mean:P1}"));
+                }
+                log?.Invoke(line);
+            }
+        }
+        finally
+        {
+            mean?.Dispose();
         }
         var heldOut = data.TestTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TestTasks) : null;
         var train = data.TrainTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TrainTasks) : null;
         log?.Invoke($"  condition sensitivity (across / within task): held-out {heldOut?.Ratio:F2}, training {train?.Ratio:F2}; across-task spread / norm: held-out {heldOut?.RelativeSpread:F3}, training {train?.RelativeSpread:F3}");
         return new GeneratorEvaluation(step, results, heldOut, train);
     }
+
+    /// <summary>Where the reference methods' results are kept for the runs beside <paramref name="runDir"/>.</summary>
+    public static string ReferenceCache(string runDir) =>
+        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(runDir))!, ".reference-results");
+
+    /// <summary><paramref name="count"/> training tasks spread evenly over their list (all of them when fewer).</summary>
+    public static IReadOnlyList<Tasks.TaskData> InDomainSample(IReadOnlyList<Tasks.TaskData> train, int count) =>
+        count >= train.Count ? train : [.. Enumerable.Range(0, count).Select(i => train[i * train.Count / count])];
 
     /// <summary>Writes an evaluation as JSON (atomically).</summary>
     public static void WriteResults(string path, GeneratorEvaluation evaluation)
