@@ -21,6 +21,7 @@ public static class LlgbmCommand
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(TeachersCommand.Create());
         root.Subcommands.Add(AdapterCommand.Create());
+        root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(RetrieveMergeCommand.Create());
         return root;
     }
