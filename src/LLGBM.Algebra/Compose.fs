@@ -104,18 +104,20 @@ module TaskVectors =
     /// Σ_t w_t · τ_t (task arithmetic with scaling coefficients); as many weights as vectors, at least one vector.
     [<CompiledName("WeightedSum")>]
     let weightedSum (weights: seq<float>) (vectors: seq<TaskVector>) : TaskVector =
-        let weights = Array.ofSeq weights
-        let (stacked, template) = TaskVector.stack vectors
-        use stacked = stacked
-        use template = template
+        Scoped.vector
+        <| fun () ->
+            let weights = Array.ofSeq weights
+            let (stacked, template) = TaskVector.stack vectors
+            use stacked = stacked
+            use template = template
 
-        if weights.Length <> int stacked.shape[0] then
-            raise (LlgbmException $"Task vectors: {weights.Length} weights for {stacked.shape[0]} vectors.")
+            if weights.Length <> int stacked.shape[0] then
+                raise (LlgbmException $"Task vectors: {weights.Length} weights for {stacked.shape[0]} vectors.")
 
-        use _ = TorchSharp.torch.no_grad ()
-        use w = TorchSharp.torch.tensor(weights |> Array.map float32).reshape(-1L, 1L)
-        use summed = (stacked * w).sum(0L)
-        TaskVector.unflattenLike template summed
+            use _ = TorchSharp.torch.no_grad ()
+            use w = TorchSharp.torch.tensor(weights |> Array.map float32).reshape(-1L, 1L)
+            use summed = (stacked * w).sum(0L)
+            TaskVector.unflattenLike template summed
 
     /// Σ_t τ_t.
     [<CompiledName("Sum")>]

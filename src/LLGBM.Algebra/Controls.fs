@@ -51,15 +51,17 @@ let private gaussianWithNorm (generator: torch.Generator) (shape: int64[]) (norm
 /// norm: N(0, 1) entries rescaled. Module i (in path order) draws from `Seeds.derive seed i`.
 [<CompiledName("RandomTaskVector")>]
 let randomTaskVector (seed: int64) (reference: TaskVector) : TaskVector =
-    use _ = torch.no_grad ()
+    Scoped.vector
+    <| fun () ->
+        use _ = torch.no_grad ()
 
-    new TaskVector(
-        [
-            for i, path in Array.indexed reference.Paths ->
-                use generator = new torch.Generator(uint64 (Seeds.derive seed i))
-                path, gaussianWithNorm generator reference[path].shape (frobenius reference[path])
-        ]
-    )
+        new TaskVector(
+            [
+                for i, path in Array.indexed reference.Paths ->
+                    use generator = new torch.Generator(uint64 (Seeds.derive seed i))
+                    path, gaussianWithNorm generator reference[path].shape (frobenius reference[path])
+            ]
+        )
 
 /// A random LoRA adapter shaped like `reference` (the same modules, ranks and scales) whose every module's
 /// ΔW = scale · B · A has the Frobenius norm of the reference module's ΔW: A and B drawn N(0, 1), then B rescaled.
@@ -67,34 +69,36 @@ let randomTaskVector (seed: int64) (reference: TaskVector) : TaskVector =
 /// float32 on the CPU; the set owns its tensors.
 [<CompiledName("RandomAdapter")>]
 let randomAdapter (seed: int64) (reference: LoraSet) : LoraSet =
-    if reference.IsBatched then
-        raise (LlgbmException "Random adapter: the reference holds per-example adapters; give one adapter.")
+    Scoped.lora
+    <| fun () ->
+        if reference.IsBatched then
+            raise (LlgbmException "Random adapter: the reference holds per-example adapters; give one adapter.")
 
-    use _ = torch.no_grad ()
+        use _ = torch.no_grad ()
 
-    let paths =
-        reference.Modules.Keys
-        |> Seq.sortWith (fun a b -> String.CompareOrdinal(a, b))
-        |> Array.ofSeq
+        let paths =
+            reference.Modules.Keys
+            |> Seq.sortWith (fun a b -> String.CompareOrdinal(a, b))
+            |> Array.ofSeq
 
-    let modules =
-        paths
-        |> Array.mapi (fun i path ->
-            let m = reference.Modules[path]
-            use target = m.DeltaWeight()
-            let norm = frobenius target
-            use generator = new torch.Generator(uint64 (Seeds.derive seed i))
+        let modules =
+            paths
+            |> Array.mapi (fun i path ->
+                let m = reference.Modules[path]
+                use target = m.DeltaWeight()
+                let norm = frobenius target
+                use generator = new torch.Generator(uint64 (Seeds.derive seed i))
 
-            match m.Delta with
-            | null ->
-                let a = nonNull m.A
-                let b = nonNull m.B
-                let newA = torch.randn (a.shape, dtype = torch.float32, generator = generator)
-                use rawB = torch.randn (b.shape, dtype = torch.float32, generator = generator)
-                use product = rawB.matmul(newA).mul(m.Scale.ToScalar())
-                let drawn = frobenius product
-                let newB = rawB.mul ((if drawn = 0.0 then 0.0 else norm / drawn).ToScalar())
-                KeyValuePair.Create(path, LoraModule.LowRank(newA, newB, m.Scale))
-            | dense -> KeyValuePair.Create(path, LoraModule.Dense(gaussianWithNorm generator dense.shape norm)))
+                match m.Delta with
+                | null ->
+                    let a = nonNull m.A
+                    let b = nonNull m.B
+                    let newA = torch.randn (a.shape, dtype = torch.float32, generator = generator)
+                    use rawB = torch.randn (b.shape, dtype = torch.float32, generator = generator)
+                    use product = rawB.matmul(newA).mul(m.Scale.ToScalar())
+                    let drawn = frobenius product
+                    let newB = rawB.mul ((if drawn = 0.0 then 0.0 else norm / drawn).ToScalar())
+                    KeyValuePair.Create(path, LoraModule.LowRank(newA, newB, m.Scale))
+                | dense -> KeyValuePair.Create(path, LoraModule.Dense(gaussianWithNorm generator dense.shape norm)))
 
-    new LoraSet(Dictionary(modules, StringComparer.Ordinal), true)
+        new LoraSet(Dictionary(modules, StringComparer.Ordinal), true)

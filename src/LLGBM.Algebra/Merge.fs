@@ -129,7 +129,12 @@ let private onRows (operation: string) (vectors: seq<TaskVector>) (body: Tensor 
     use rows = rows
     use template = template
     use _ = torch.no_grad ()
-    use merged = body rows
+
+    use merged =
+        // The steps' temporaries (row views, masks, stacked trims) die with this scope.
+        use scope = torch.NewDisposeScope()
+        (body rows).MoveToOuterDisposeScope()
+
     TaskVector.unflattenLike template merged
 
 /// The weighted average Σ_t w_t τ_t / Σ_t w_t (weights relative; empty for uniform).
@@ -151,11 +156,13 @@ let average (vectors: seq<TaskVector>) : TaskVector = weightedAverage [] vectors
 /// earlier entries (in `TaskVector.flatten` order) are kept, so exactly that many entries survive.
 [<CompiledName("Trim")>]
 let trim (density: float) (tau: TaskVector) : TaskVector =
-    let k = keptCount density tau.Numel
-    use _ = torch.no_grad ()
-    use flat = TaskVector.flatten tau
-    use kept = keepTop k flat
-    TaskVector.unflattenLike tau kept
+    Scoped.vector
+    <| fun () ->
+        let k = keptCount density tau.Numel
+        use _ = torch.no_grad ()
+        use flat = TaskVector.flatten tau
+        use kept = keepTop k flat
+        TaskVector.unflattenLike tau kept
 
 /// TIES step 2, elect sign: γ = sign(Σ_t τ̂_t) per entry, the sign of the summed mass. An entry whose sum is 0 takes the
 /// overall majority sign, sign(Σ_i γ_i), as the reference implementation resolves it; where that is 0 too, +1. So every
@@ -231,10 +238,12 @@ let private dropRow (p: float) (seed: int64) (flat: Tensor) : Tensor =
 /// mask.
 [<CompiledName("Dare")>]
 let dare (p: float) (seed: int64) (tau: TaskVector) : TaskVector =
-    use _ = torch.no_grad ()
-    use flat = TaskVector.flatten tau
-    use dropped = dropRow p seed flat
-    TaskVector.unflattenLike tau dropped
+    Scoped.vector
+    <| fun () ->
+        use _ = torch.no_grad ()
+        use flat = TaskVector.flatten tau
+        use dropped = dropRow p seed flat
+        TaskVector.unflattenLike tau dropped
 
 let private dareRows (p: float) (seed: int64) (rows: Tensor) : Tensor =
     torch.stack (
@@ -476,6 +485,8 @@ module Peft =
                         sqrt product)
 
                 let factor (which: int) =
+                    use scope = torch.NewDisposeScope()
+
                     let parts = [|
                         for (_, m) in present ->
                             let f = if which = 0 then m.A else m.B
@@ -488,7 +499,7 @@ module Peft =
                         p.Dispose()
 
                     use wt = torch.tensor (w' |> Array.map float32)
-                    combine which index stackedFactors wt
+                    (combine which index stackedFactors wt).MoveToOuterDisposeScope()
 
                 let a = factor 0
                 let b = factor 1

@@ -39,49 +39,58 @@ let pairwise (metric: float32[] -> float32[] -> float) (deltas: float32[][]) : f
 /// zero.
 [<CompiledName("TaskVectorCosine")>]
 let taskVectorCosine (a: TaskVector) (b: TaskVector) : float =
-    let (rows, template) = TaskVector.stack [ a; b ]
-    use rows = rows
-    use template = template
-    use _ = TorchSharp.torch.no_grad ()
-    use wide = rows.to_type TorchSharp.torch.float64
-    let dot = (wide[0L] * wide[1L]).sum().item<float>()
-    let na = wide[0L].square().sum().item<float>()
-    let nb = wide[1L].square().sum().item<float>()
-    if na = 0.0 || nb = 0.0 then 0.0 else dot / sqrt (na * nb)
+    Scoped.value
+    <| fun () ->
+        let (rows, template) = TaskVector.stack [ a; b ]
+        use rows = rows
+        use template = template
+        use _ = TorchSharp.torch.no_grad ()
+        use scope = TorchSharp.torch.NewDisposeScope()
+        use wide = rows.to_type TorchSharp.torch.float64
+        let dot = (wide[0L] * wide[1L]).sum().item<float>()
+        let na = wide[0L].square().sum().item<float>()
+        let nb = wide[1L].square().sum().item<float>()
+        if na = 0.0 || nb = 0.0 then 0.0 else dot / sqrt (na * nb)
 
 /// Euclidean distance ‖τ_a − τ_b‖ between two task vectors.
 [<CompiledName("TaskVectorL2")>]
 let taskVectorL2 (a: TaskVector) (b: TaskVector) : float =
-    use difference = a - b
-    TaskVector.norm difference
+    Scoped.value
+    <| fun () ->
+        use difference = a - b
+        TaskVector.norm difference
 
 /// The sign-conflict rate of a set of task vectors (TIES-Merging, Yadav et al., NeurIPS 2023, §3 and its Figure 3):
 /// the fraction of all coordinates where at least one vector is positive and another negative. Zeros take no side.
 [<CompiledName("SignConflictRate")>]
 let signConflictRate (vectors: seq<TaskVector>) : float =
-    let (rows, template) = TaskVector.stack vectors
-    use rows = rows
-    use template = template
-    use _ = TorchSharp.torch.no_grad ()
-    use positive = rows.gt(0.0.ToScalar()).any(0L)
-    use negative = rows.lt(0.0.ToScalar()).any(0L)
-    use conflict = positive.logical_and negative
-    let n = rows.shape[1]
+    Scoped.value
+    <| fun () ->
+        let (rows, template) = TaskVector.stack vectors
+        use rows = rows
+        use template = template
+        use _ = TorchSharp.torch.no_grad ()
+        use positive = rows.gt(0.0.ToScalar()).any(0L)
+        use negative = rows.lt(0.0.ToScalar()).any(0L)
+        use conflict = positive.logical_and negative
+        let n = rows.shape[1]
 
-    if n = 0L then
-        0.0
-    else
-        float (conflict.sum().item<int64>()) / float n
+        if n = 0L then
+            0.0
+        else
+            float (conflict.sum().item<int64>()) / float n
 
 /// The sign-conflict rate as the number of merged vectors k grows, TIES's Figure 3: after trimming each vector to
 /// `density` (1 for no trim; `Merge.trim`), the rate of the first k vectors for k = 1 … T, as (k, rate) pairs. One
 /// vector alone has no conflict.
 [<CompiledName("SignConflictCurve")>]
 let signConflictCurve (density: float) (vectors: seq<TaskVector>) : (int * float) list =
-    let trimmed = vectors |> Seq.map (Merge.trim density) |> Array.ofSeq
+    Scoped.value
+    <| fun () ->
+        let trimmed = vectors |> Seq.map (Merge.trim density) |> Array.ofSeq
 
-    try
-        [ for k in 1 .. trimmed.Length -> k, signConflictRate trimmed[.. k - 1] ]
-    finally
-        for t in trimmed do
-            t.Dispose()
+        try
+            [ for k in 1 .. trimmed.Length -> k, signConflictRate trimmed[.. k - 1] ]
+        finally
+            for t in trimmed do
+                t.Dispose()

@@ -127,6 +127,51 @@ type TaskVector(modules: seq<string * torch.Tensor>) =
         let total = table.Values |> Seq.sumBy (fun t -> t.numel ())
         $"TaskVector({paths.Length} modules, {total} entries)"
 
+/// Runs a computation in its own TorchSharp dispose scope, so that its temporaries (views, masks, casts) are freed when
+/// it returns; only the result's tensors move to the caller's scope.
+module internal Scoped =
+
+    /// A tensor result.
+    let tensor (f: unit -> torch.Tensor) : torch.Tensor =
+        use scope = torch.NewDisposeScope()
+        (f ()).MoveToOuterDisposeScope()
+
+    /// A task-vector result.
+    let vector (f: unit -> TaskVector) : TaskVector =
+        use scope = torch.NewDisposeScope()
+        let v = f ()
+
+        for t in v.Modules.Values do
+            t.MoveToOuterDisposeScope() |> ignore
+
+        v
+
+    /// Task-vector results.
+    let vectors (f: unit -> TaskVector[]) : TaskVector[] =
+        use scope = torch.NewDisposeScope()
+        let vs = f ()
+
+        for v in vs do
+            for t in v.Modules.Values do
+                t.MoveToOuterDisposeScope() |> ignore
+
+        vs
+
+    /// A LoRA-set result.
+    let lora (f: unit -> LoraSet) : LoraSet =
+        use scope = torch.NewDisposeScope()
+        let set = f ()
+
+        for t in set.Tensors() do
+            t.MoveToOuterDisposeScope() |> ignore
+
+        set
+
+    /// A result without tensors.
+    let value (f: unit -> 'T) : 'T =
+        use scope = torch.NewDisposeScope()
+        f ()
+
 /// Building task vectors from adapters and arrays, flattening them, and turning them back into LoRA sets.
 module TaskVector =
 
@@ -136,28 +181,30 @@ module TaskVector =
     /// CPU without gradients. The set is neither changed nor disposed.
     [<CompiledName("OfLora")>]
     let ofLora (set: LoraSet) : TaskVector =
-        if set.IsBatched then
-            raise (
-                LlgbmException
-                    $"Task vector: the LoRA set holds {set.Count} per-example adapters; take one adapter at a time."
+        Scoped.vector
+        <| fun () ->
+            if set.IsBatched then
+                raise (
+                    LlgbmException
+                        $"Task vector: the LoRA set holds {set.Count} per-example adapters; take one adapter at a time."
+                )
+
+            use _ = torch.no_grad ()
+
+            new TaskVector(
+                [
+                    for KeyValue(path, m) in set.Modules ->
+                        let delta =
+                            match m.Delta with
+                            | null ->
+                                let a = (nonNull m.A).detach().``to``(torch.float32, torch.CPU)
+                                let b = (nonNull m.B).detach().``to``(torch.float32, torch.CPU)
+                                b.matmul(a).mul(m.Scale.ToScalar())
+                            | d -> d.detach().``to``(torch.float32, torch.CPU).clone()
+
+                        path, delta
+                ]
             )
-
-        use _ = torch.no_grad ()
-
-        new TaskVector(
-            [
-                for KeyValue(path, m) in set.Modules ->
-                    let delta =
-                        match m.Delta with
-                        | null ->
-                            let a = (nonNull m.A).detach().``to``(torch.float32, torch.CPU)
-                            let b = (nonNull m.B).detach().``to``(torch.float32, torch.CPU)
-                            b.matmul(a).mul(m.Scale.ToScalar())
-                        | d -> d.detach().``to``(torch.float32, torch.CPU).clone()
-
-                    path, delta
-            ]
-        )
 
     /// The task vector of the PEFT adapter directory <c>dir</c> for a model of architecture <c>config</c>.
     [<CompiledName("Load")>]
@@ -169,20 +216,22 @@ module TaskVector =
     /// A task vector from (path, shape, row-major values) triples.
     [<CompiledName("OfArrays")>]
     let ofArrays (modules: seq<string * int64[] * float32[]>) : TaskVector =
-        new TaskVector(
-            [
-                for (path, shape, values) in modules ->
-                    let count = Array.fold (*) 1L shape
+        Scoped.vector
+        <| fun () ->
+            new TaskVector(
+                [
+                    for (path, shape, values) in modules ->
+                        let count = Array.fold (*) 1L shape
 
-                    if count <> int64 values.Length then
-                        raise (
-                            LlgbmException
-                                $"Task vector: module {path} has shape [{Listing.joined (shape)}] ({count} entries) but {values.Length} values."
-                        )
+                        if count <> int64 values.Length then
+                            raise (
+                                LlgbmException
+                                    $"Task vector: module {path} has shape [{Listing.joined (shape)}] ({count} entries) but {values.Length} values."
+                            )
 
-                    path, torch.tensor(values).reshape(shape)
-            ]
-        )
+                        path, torch.tensor(values).reshape(shape)
+                ]
+            )
 
     /// A task vector of one module named "vector" holding the 1-D vector `values` (for examples and tests).
     [<CompiledName("OfVector")>]
@@ -192,86 +241,99 @@ module TaskVector =
     /// The flattened vector: every module's entries, row-major, modules in ordinal path order; a 1-D float32 tensor.
     [<CompiledName("Flatten")>]
     let flatten (tau: TaskVector) : torch.Tensor =
-        use _ = torch.no_grad ()
+        Scoped.tensor
+        <| fun () ->
+            use _ = torch.no_grad ()
 
-        if tau.Paths.Length = 0 then
-            torch.zeros ([| 0L |], dtype = torch.float32)
-        else
-            torch.cat ([| for p in tau.Paths -> tau[p].reshape(-1L) |], 0L)
+            if tau.Paths.Length = 0 then
+                torch.zeros ([| 0L |], dtype = torch.float32)
+            else
+                torch.cat ([| for p in tau.Paths -> tau[p].reshape(-1L) |], 0L)
 
     /// The flattened vector as an array (see `flatten`).
     [<CompiledName("ToArray")>]
     let toArray (tau: TaskVector) : float32[] =
-        use flat = flatten tau
-        flat.data<float32>().ToArray()
+        Scoped.value
+        <| fun () ->
+            use flat = flatten tau
+            flat.data<float32>().ToArray()
 
     /// The vector with the modules and shapes of `template` whose flattened entries are `flat` (the inverse of
     /// `flatten`); fresh tensors.
     [<CompiledName("UnflattenLike")>]
     let unflattenLike (template: TaskVector) (flat: torch.Tensor) : TaskVector =
-        if flat.numel () <> template.Numel then
-            raise (
-                LlgbmException $"Task vector: {flat.numel ()} entries cannot fill a vector of {template.Numel} entries."
+        Scoped.vector
+        <| fun () ->
+            if flat.numel () <> template.Numel then
+                raise (
+                    LlgbmException
+                        $"Task vector: {flat.numel ()} entries cannot fill a vector of {template.Numel} entries."
+                )
+
+            use _ = torch.no_grad ()
+            let mutable offset = 0L
+
+            new TaskVector(
+                [
+                    for p in template.Paths ->
+                        let shape = template[p].shape
+                        let n = template[p].numel()
+                        let piece = flat.reshape(-1L).narrow(0L, offset, n).reshape(shape).clone()
+                        offset <- offset + n
+                        p, piece
+                ]
             )
-
-        use _ = torch.no_grad ()
-        let mutable offset = 0L
-
-        new TaskVector(
-            [
-                for p in template.Paths ->
-                    let shape = template[p].shape
-                    let n = template[p].numel()
-                    let piece = flat.reshape(-1L).narrow(0L, offset, n).reshape(shape).clone()
-                    offset <- offset + n
-                    p, piece
-            ]
-        )
 
     /// The vectors over the union of their modules: a module a vector lacks becomes zeros of the shape the others
     /// give it. Every module must have one shape in all vectors that hold it.
     [<CompiledName("Align")>]
     let align (vectors: seq<TaskVector>) : TaskVector[] =
-        let vectors = Array.ofSeq vectors
-        let shapes = Dictionary<string, int64[] * int>(StringComparer.Ordinal)
+        Scoped.vectors
+        <| fun () ->
+            let vectors = Array.ofSeq vectors
+            let shapes = Dictionary<string, int64[] * int>(StringComparer.Ordinal)
 
-        vectors
-        |> Array.iteri (fun i v ->
-            for p in v.Paths do
-                match shapes.TryGetValue p with
-                | true, (shape, j) when shape <> v[p].shape ->
-                    raise (
-                        LlgbmException
-                            $"Task vectors: module {p} is [{Listing.joined (shape)}] in vector {j} but [{Listing.joined (v[p].shape)}] in vector {i}."
-                    )
-                | true, _ -> ()
-                | _ -> shapes[p] <- (v[p].shape, i))
+            vectors
+            |> Array.iteri (fun i v ->
+                for p in v.Paths do
+                    match shapes.TryGetValue p with
+                    | true, (shape, j) when shape <> v[p].shape ->
+                        raise (
+                            LlgbmException
+                                $"Task vectors: module {p} is [{Listing.joined (shape)}] in vector {j} but [{Listing.joined (v[p].shape)}] in vector {i}."
+                        )
+                    | true, _ -> ()
+                    | _ -> shapes[p] <- (v[p].shape, i))
 
-        let union = shapes.Keys |> Seq.sortWith byOrdinal |> Array.ofSeq
+            let union = shapes.Keys |> Seq.sortWith byOrdinal |> Array.ofSeq
 
-        vectors
-        |> Array.map (fun v ->
-            if v.Paths.Length = union.Length then
-                v.Map(fun t -> t.clone ())
-            else
-                new TaskVector(
-                    [
-                        for p in union ->
-                            if v.Contains p then
-                                p, v[p].clone()
-                            else
-                                p, torch.zeros (fst shapes[p], dtype = torch.float32)
-                    ]
-                ))
+            vectors
+            |> Array.map (fun v ->
+                if v.Paths.Length = union.Length then
+                    v.Map(fun t -> t.clone ())
+                else
+                    new TaskVector(
+                        [
+                            for p in union ->
+                                if v.Contains p then
+                                    p, v[p].clone()
+                                else
+                                    p, torch.zeros (fst shapes[p], dtype = torch.float32)
+                        ]
+                    ))
 
     /// The aligned vectors (see `align`) flattened and stacked as the rows of a [T, n] tensor, with a template of
     /// their common modules for `unflattenLike`. At least one vector is needed.
     [<CompiledName("Stack")>]
     let stack (vectors: seq<TaskVector>) : torch.Tensor * TaskVector =
+        use scope = torch.NewDisposeScope()
         let aligned = align vectors
 
         if aligned.Length = 0 then
             raise (LlgbmException "Task vectors: at least one vector is needed.")
+
+        for t in aligned[0].Modules.Values do
+            t.MoveToOuterDisposeScope() |> ignore
 
         use _ = torch.no_grad ()
         let rows = aligned |> Array.map flatten
@@ -283,41 +345,47 @@ module TaskVector =
         for v in aligned.[1..] do
             v.Dispose()
 
-        stacked, aligned[0]
+        stacked.MoveToOuterDisposeScope(), aligned[0]
 
     /// The Euclidean (Frobenius) norm ‖τ‖ over every entry.
     [<CompiledName("Norm")>]
     let norm (tau: TaskVector) : float =
-        use _ = torch.no_grad ()
+        Scoped.value
+        <| fun () ->
+            use _ = torch.no_grad ()
 
-        tau.Paths
-        |> Array.sumBy (fun p -> tau[p].to_type(torch.float64).square().sum().item<float>())
-        |> sqrt
+            tau.Paths
+            |> Array.sumBy (fun p -> tau[p].to_type(torch.float64).square().sum().item<float>())
+            |> sqrt
 
     /// The Frobenius norm of each module's ΔW, by path.
     [<CompiledName("ModuleNorms")>]
     let moduleNorms (tau: TaskVector) : Map<string, float> =
-        use _ = torch.no_grad ()
+        Scoped.value
+        <| fun () ->
+            use _ = torch.no_grad ()
 
-        tau.Paths
-        |> Array.map (fun p -> p, tau[p].to_type(torch.float64).square().sum().item<float>() |> sqrt)
-        |> Map.ofArray
+            tau.Paths
+            |> Array.map (fun p -> p, tau[p].to_type(torch.float64).square().sum().item<float>() |> sqrt)
+            |> Map.ofArray
 
     /// A LoRA set of dense modules (ΔW as it is), for applying a task vector functionally (evaluation) without a
     /// low-rank truncation. The set owns copies of the tensors, converted to `dtype` on `device`.
     [<CompiledName("ToDenseLoraOn")>]
     let toDenseLoraOn (device: torch.Device) (dtype: torch.ScalarType) (tau: TaskVector) : LoraSet =
-        use _ = torch.no_grad ()
+        Scoped.lora
+        <| fun () ->
+            use _ = torch.no_grad ()
 
-        let modules =
-            Dictionary<string, LoraModule>(
-                [
-                    for p in tau.Paths -> KeyValuePair(p, LoraModule.Dense(tau[p].``to``(dtype, device).clone()))
-                ],
-                StringComparer.Ordinal
-            )
+            let modules =
+                Dictionary<string, LoraModule>(
+                    [
+                        for p in tau.Paths -> KeyValuePair(p, LoraModule.Dense(tau[p].``to``(dtype, device).clone()))
+                    ],
+                    StringComparer.Ordinal
+                )
 
-        new LoraSet(modules, true)
+            new LoraSet(modules, true)
 
     /// `toDenseLoraOn` on the CPU in float32.
     [<CompiledName("ToDenseLora")>]

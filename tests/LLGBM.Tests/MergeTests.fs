@@ -5,6 +5,7 @@ open FsCheck.FSharp
 open TorchSharp
 open LLGBM
 open LLGBM.Algebra
+open LLGBM.Checkpoints
 open LLGBM.Lora
 open LLGBM.Tests.NaiveAlgebra
 open LLGBM.Tests.TestModels
@@ -277,6 +278,46 @@ let tests =
                 (errorMessage<LlgbmException>(fun () -> Merge.Peft.linear [] [ a; dense ] |> ignore))
                 "dense"
                 "dense"
+        }
+
+        test "merging, exporting and measuring leave no tensors behind" {
+            use a = randomLora Qwen2Presets.Micro 1L 2L 0.3 2.0 [ 0, "q_proj"; 1, "up_proj" ]
+            use b = randomLora Qwen2Presets.Micro 2L 2L 0.3 2.0 [ 0, "q_proj"; 1, "up_proj" ]
+            use ta = TaskVector.ofLora a
+            use tb = TaskVector.ofLora b
+
+            let step () =
+                for settings in
+                    [ Merge.Linear; Merge.Ties; Merge.Dare; Merge.DareTies ]
+                    |> List.map Merge.Settings.Of do
+                    use m = Merge.merge { settings with Lambda = 0.5 } [ ta; tb ]
+                    use p = Merge.Peft.merge settings [ a; b ]
+                    ()
+
+                use trimmed = Merge.trim 0.3 ta
+                use gamma = Merge.electSign [ trimmed; tb ]
+                use mean = Merge.disjointMean gamma [ trimmed; tb ]
+                let low = Export.lowRank 2 mean
+                low.Adapter.Dispose()
+                Metrics.signConflictCurve 0.2 [ ta; tb ] |> ignore
+                Metrics.taskVectorCosine ta tb |> ignore
+                use random = Controls.randomAdapter 3L a
+                use randomVector = Controls.randomTaskVector 3L ta
+                use between = Compose.TaskVectors.interpolate 0.3 ta tb
+
+                for v in Compose.TaskVectors.centre [ ta; tb ] do
+                    v.Dispose()
+
+                use dense = TaskVector.toDenseLora between
+                ()
+
+            step ()
+            let before = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount
+
+            for _ in 1..3 do
+                step ()
+
+            Expect.equal TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount before "live tensors"
         }
 
         testPropertyWithConfig (Generators.config 60) "Merge.ties agrees with the naive TIES of the reference recipe"
