@@ -24,6 +24,8 @@ public static class LlgbmCommand
         root.Subcommands.Add(AdapterCommand.Create());
         root.Subcommands.Add(GeneratorCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(MergeCommand.Create());
+        root.Subcommands.Add(RetrieveMergeCommand.Create());
         return root;
     }
 

@@ -305,4 +305,74 @@ let loraTokenCase: Gen<LoraTokenCase> =
             ZeroB = zeroB
             Seed = seed
         }
+/// A float32 vector of `length` values in [-2, 2] on a grid of 1/256 (see `vector`).
+let vector32 (length: int) : Gen<float32[]> =
+    vector length |> Gen.map (Array.map float32)
+
+/// A float32 vector of `length` non-zero values in [-2, 2] on a grid of 1/256.
+let nonZeroVector32 (length: int) : Gen<float32[]> =
+    Gen.oneof [ Gen.choose (-512, -1); Gen.choose (1, 512) ]
+    |> Gen.map (fun i -> float32 i / 256.0f)
+    |> Gen.arrayOfLength length
+
+/// A float32 vector of `length` entries with distinct non-zero magnitudes (a shuffle of 1/8, 2/8, …, length/8 with
+/// random signs), so that its top entries by magnitude are unambiguous.
+let distinctMagnitudes (length: int) : Gen<float32[]> =
+        let! order = Gen.shuffle [| 1..length |]
+        let! signs = Gen.elements [ -1.0f; 1.0f ] |> Gen.arrayOfLength length
+        return Array.map2 (fun (m: int) s -> s * float32 m / 8.0f) order signs
+    }
+
+/// T in 1..4 task vectors of one length n in 1..12, as float32 arrays (values of `vector32`).
+let taskVectorArrays: Gen<float32[][]> =
+        let! n = Gen.choose (1, 12)
+        let! t = Gen.choose (1, 4)
+        return! vector32 n |> Gen.arrayOfLength t
+    }
+
+/// A TIES density on a grid of 1/20 in [0, 1].
+let density: Gen<float> = Gen.choose (0, 20) |> Gen.map (fun i -> float i / 20.0)
+
+/// T in 1..4 non-zero vectors of length n in 1..10 that agree in sign at every coordinate (a common sign pattern,
+/// magnitudes in (0, 2]).
+let agreeingVectors: Gen<float32[][]> =
+        let! n = Gen.choose (1, 10)
+        let! t = Gen.choose (1, 4)
+        let! signs = Gen.elements [ -1.0f; 1.0f ] |> Gen.arrayOfLength n
+
+        let! magnitudes =
+            Gen.choose (1, 512)
+            |> Gen.map (fun i -> float32 i / 256.0f)
+            |> Gen.arrayOfLength n
+            |> Gen.arrayOfLength t
+
+        return magnitudes |> Array.map (Array.map2 (*) signs)
+    }
+
+/// True when no two of the vectors are parallel (|cos| below 1 − 1e-6) and none is zero.
+let private pairwiseDistinctDirections (vectors: float32[][]) =
+    let cosine (a: float32[]) (b: float32[]) =
+        let dot =
+            Array.fold2 (fun acc (x: float32) (y: float32) -> acc + float x * float y) 0.0 a b
+
+        let norm (v: float32[]) =
+            v |> Array.sumBy (fun x -> float x * float x) |> sqrt
+
+        dot / (norm a * norm b)
+
+    vectors |> Array.forall (Array.exists (fun x -> x <> 0.0f))
+    && Seq.forall
+        (fun (i, j) -> i = j || cosine vectors[i] vectors[j] < 1.0 - 1e-6)
+        (Seq.allPairs [ 0 .. vectors.Length - 1 ] [ 0 .. vectors.Length - 1 ])
+
+/// A library of 2..8 deltas of dimension 2..8 pointing in pairwise different directions, and the index of one of them.
+let deltaLibrary: Gen<float32[][] * int> =
+        let! dim = Gen.choose (2, 8)
+        let! count = Gen.choose (2, 8)
+
+        let! library =
+            vector32 dim |> Gen.arrayOfLength count |> Gen.where pairwiseDistinctDirections
+
+        let! index = Gen.choose (0, count - 1)
+        return library, index
     }
