@@ -305,6 +305,8 @@ let loraTokenCase: Gen<LoraTokenCase> =
             ZeroB = zeroB
             Seed = seed
         }
+    }
+
 /// A float32 vector of `length` values in [-2, 2] on a grid of 1/256 (see `vector`).
 let vector32 (length: int) : Gen<float32[]> =
     vector length |> Gen.map (Array.map float32)
@@ -318,6 +320,7 @@ let nonZeroVector32 (length: int) : Gen<float32[]> =
 /// A float32 vector of `length` entries with distinct non-zero magnitudes (a shuffle of 1/8, 2/8, …, length/8 with
 /// random signs), so that its top entries by magnitude are unambiguous.
 let distinctMagnitudes (length: int) : Gen<float32[]> =
+    gen {
         let! order = Gen.shuffle [| 1..length |]
         let! signs = Gen.elements [ -1.0f; 1.0f ] |> Gen.arrayOfLength length
         return Array.map2 (fun (m: int) s -> s * float32 m / 8.0f) order signs
@@ -325,6 +328,7 @@ let distinctMagnitudes (length: int) : Gen<float32[]> =
 
 /// T in 1..4 task vectors of one length n in 1..12, as float32 arrays (values of `vector32`).
 let taskVectorArrays: Gen<float32[][]> =
+    gen {
         let! n = Gen.choose (1, 12)
         let! t = Gen.choose (1, 4)
         return! vector32 n |> Gen.arrayOfLength t
@@ -336,6 +340,7 @@ let density: Gen<float> = Gen.choose (0, 20) |> Gen.map (fun i -> float i / 20.0
 /// T in 1..4 non-zero vectors of length n in 1..10 that agree in sign at every coordinate (a common sign pattern,
 /// magnitudes in (0, 2]).
 let agreeingVectors: Gen<float32[][]> =
+    gen {
         let! n = Gen.choose (1, 10)
         let! t = Gen.choose (1, 4)
         let! signs = Gen.elements [ -1.0f; 1.0f ] |> Gen.arrayOfLength n
@@ -367,6 +372,7 @@ let private pairwiseDistinctDirections (vectors: float32[][]) =
 
 /// A library of 2..8 deltas of dimension 2..8 pointing in pairwise different directions, and the index of one of them.
 let deltaLibrary: Gen<float32[][] * int> =
+    gen {
         let! dim = Gen.choose (2, 8)
         let! count = Gen.choose (2, 8)
 
