@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LLGBM.Generators;
 using System.Text.Json;
 using LLGBM.Checkpoints;
 using LLGBM.Cli.Benchmarks;
@@ -16,7 +17,52 @@ public static class BenchCommand
         var bench = new Command("bench", "Performance benchmarks, reported against a reference measured in the same run.");
         bench.Subcommands.Add(CreateForward());
         bench.Subcommands.Add(CreateDelta());
+        bench.Subcommands.Add(CreateGenerator());
         return bench;
+    }
+
+    static Command CreateGenerator()
+    {
+        var configs = new Option<string[]>("--config")
+        {
+            Description = "Configs to time (repeatable); the first is the reference of the ratios.",
+            DefaultValueFactory = _ => ["configs/dnd-weight.json", "configs/multitask.json"],
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var runs = new Option<string>("--runs") { Description = "Where the inputs live (base-tiny, suite, teachers, deltas, encodings).", DefaultValueFactory = _ => "runs" };
+        var steps = new Option<int>("--steps") { Description = "Timed steps per config.", DefaultValueFactory = _ => 20 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first.", DefaultValueFactory = _ => 3 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var json = new Option<bool>("--json") { Description = "Print the figures as JSON." };
+        var command = new Command(
+            "generator",
+            "Median wall time of one training step of each config relative to the first (e.g. multitask against dnd-weight), and the time to generate one adapter against the pool's mean teacher training time.")
+        {
+            configs, runs, steps, warmup, device, json,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var loaded = parse.GetValue(configs)!.Select(GeneratorConfig.Load).ToList();
+            var root = parse.GetValue(runs)!;
+            var inputs = GeneratorInputs.Default(root);
+            var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
+            var err = CommandAction.Err(parse);
+            using var encoder = GeneratorCommand.OpenEncoder(loaded[0].Encoder, inputs.Base, loaded[0].Seed, Path.Combine(root, "encodings"), torchDevice);
+            var result = Benchmarks.GeneratorBenchmark.Run(loaded, inputs, ConditionEncoding.From(encoder), parse.GetValue(warmup), parse.GetValue(steps), line => err.WriteLine($"[bench] {line}"), torchDevice);
+            var output = CommandAction.Out(parse);
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower }));
+                return 0;
+            }
+            var table = new Spectre.Console.Table().AddColumns("config", "ms per step", $"× {result.Configs[0]}");
+            for (var i = 0; i < result.Configs.Count; i++)
+                table.AddRow(result.Configs[i], $"{result.StepSeconds[i] * 1000:F1}", $"{result.StepRatios[i]:F2}");
+            CommandAction.Write(output, table);
+            output.WriteLine($"one adapter: {result.GenerateSeconds * 1000:F2} ms from an encoded condition, {result.EncodeAndGenerateSeconds * 1000:F1} ms with encoding; one teacher: {result.TeacherSeconds:F1} s of training; {result.Savings:F0}× less");
+            return 0;
+        });
+        return command;
     }
 
     static Command CreateForward()

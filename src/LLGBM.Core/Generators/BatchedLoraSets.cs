@@ -39,4 +39,18 @@ public static class BatchedLoraSets
             };
         return new LoraSet(modules, ownsTensors: true, batched.Dropout);
     }
+
+    /// <summary>The first <paramref name="count"/> adapters of a batched set (views; the result owns only the view handles).</summary>
+    public static LoraSet Narrow(LoraSet batched, long count)
+    {
+        var modules = new Dictionary<string, LoraModule>();
+        foreach (var (path, m) in batched.Modules)
+            modules[path] = m with
+            {
+                A = m.A?.narrow(0, 0, count).DetachFromDisposeScope(),
+                B = m.B?.narrow(0, 0, count).DetachFromDisposeScope(),
+                Delta = m.Delta?.narrow(0, 0, count).DetachFromDisposeScope(),
+            };
+        return new LoraSet(modules, ownsTensors: true, batched.Dropout);
+    }
 }

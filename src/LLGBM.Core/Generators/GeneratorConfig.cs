@@ -125,6 +125,12 @@ public sealed record GeneratorConfig
     /// <summary>λ_δ, the delta term (0: never computed in training).</summary>
     public LossWeight Delta { get; init; } = LossWeight.Constant(0);
 
+    /// <summary>
+    /// Adapters of each step that enter the delta term (0: all of them). The first ones of the step's random draws are
+    /// taken, so the term stays an unbiased estimate of its mean over the step while running the base model fewer times.
+    /// </summary>
+    public int DeltaAdapters { get; init; }
+
     /// <summary>What the delta term compares.</summary>
     public DeltaLossKind DeltaLoss { get; init; } = DeltaLossKind.RelativeMse;
 
@@ -252,6 +258,7 @@ public sealed record GeneratorConfig
         Check(Variant != GeneratorVariant.DeltaHead || !Delta.IsOff, "the delta-head variant needs a delta weight above zero.");
         Check(WeightLoss != WeightLossKind.Tokens || (Architecture == GeneratorArchitecture.HyperConv && Variant != GeneratorVariant.TwoStage),
             "weight_loss Tokens compares LoRA-token grids: it needs the HyperConv architecture and a variant other than TwoStage.");
+        Check(DeltaAdapters >= 0, $"delta_adapters ({DeltaAdapters}) cannot be negative.");
         Check(Probes >= 1, $"probes ({Probes}) must be at least 1.");
         Check(Steps >= 1 && AdaptersPerStep >= 1 && Microbatch >= 1, "steps, adapters_per_step and microbatch must be positive.");
         Check(LearningRate > 0 && double.IsFinite(LearningRate), $"learning_rate ({LearningRate}) must be positive.");

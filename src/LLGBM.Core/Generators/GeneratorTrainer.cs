@@ -27,11 +27,13 @@ public static class GeneratorTrainer
     /// Trains <paramref name="generator"/> on <paramref name="data"/> in <paramref name="runDir"/>; resumes from the
     /// run's latest checkpoint when there is one. <paramref name="logStep"/> receives the logged steps,
     /// <paramref name="evaluate"/> is called at every evaluation step, and <paramref name="log"/> gets progress lines.
-    /// Returns the number of steps run in this call.
+    /// <paramref name="stepSeconds"/> receives each step's wall time (sampling, generation, every term, backward and the
+    /// optimiser update; logging and checkpoints excluded). Returns the number of steps run in this call.
     /// </summary>
     public static int Train(
         ILoraGenerator generator, GeneratorData data, GeneratorConfig config, string runDir,
-        Action<GeneratorStepLog>? logStep = null, Action<int>? evaluate = null, Action<string>? log = null)
+        Action<GeneratorStepLog>? logStep = null, Action<int>? evaluate = null, Action<string>? log = null,
+        Action<int, double>? stepSeconds = null)
     {
         config.Validate();
         var module = generator as nn.Module ?? throw new LlgbmException("Generator training needs a TorchSharp module.");
@@ -54,6 +56,7 @@ public static class GeneratorTrainer
         var count = 0;
         for (var step = start; step < config.Steps; step++)
         {
+            var stepStart = clock.Elapsed.TotalSeconds;
             using var scope = NewDisposeScope();
             foreach (var group in optimizer.ParamGroups)
                 group.LearningRate = schedule.At(step);
@@ -106,7 +109,12 @@ public static class GeneratorTrainer
                     deltaOf = headed.Head.Frozen;
                 }
                 using var generatedSet = generated;
-                var values = Terms(generated, teacher, tokenLoss, data, config, teacherIndices, lambdas, deltaOf);
+                // The delta term covers the step's first DeltaAdapters adapters (all by default): an unbiased estimate of
+                // its mean over the step at a fraction of the cost of running the base model for every adapter.
+                var deltaAdapters = config.DeltaAdapters is > 0 and var d && d < draws.Count ? d : draws.Count;
+                var deltaRows = Math.Clamp(deltaAdapters - startIndex, 0, part.Count);
+                var deltaShare = (double)deltaRows / deltaAdapters;
+                var values = Terms(generated, teacher, tokenLoss, data, config, teacherIndices, lambdas, deltaOf, deltaRows, deltaShare / fraction);
                 if (auxiliary is not null)
                 {
                     values["auxiliary"] = auxiliary;
@@ -124,10 +132,11 @@ public static class GeneratorTrainer
                 }
                 (total * fraction).backward();
                 foreach (var (name, t) in values)
-                    terms[name] = terms.GetValueOrDefault(name) + t.item<float>() * fraction;
+                    terms[name] = terms.GetValueOrDefault(name) + t.item<float>() * (name == "delta" ? deltaShare : fraction);
             }
             var gradNorm = nn.utils.clip_grad_norm_(parameters, config.ClipNorm);
             optimizer.step();
+            stepSeconds?.Invoke(step + 1, clock.Elapsed.TotalSeconds - stepStart);
             terms["grad_norm"] = gradNorm;
             terms["lr"] = schedule.At(step);
             foreach (var (name, l) in lambdas)
@@ -178,7 +187,7 @@ public static class GeneratorTrainer
     /// <summary>The objective's terms for one microbatch (<c>loss</c> is their weighted sum; unweighted terms are only computed when their λ is not zero, except the cheap weight term).</summary>
     static Dictionary<string, Tensor> Terms(
         LoraSet generated, LoraSet teacher, Tensor? tokenLoss, GeneratorData data, GeneratorConfig config, IReadOnlyList<int> teacherIndices,
-        IReadOnlyDictionary<string, double> lambdas, Func<LoraSet, Tensor> deltaOf)
+        IReadOnlyDictionary<string, double> lambdas, Func<LoraSet, Tensor> deltaOf, int deltaRows, double deltaScale)
     {
         var terms = new Dictionary<string, Tensor>();
         var weight = config.WeightLoss switch
@@ -189,13 +198,14 @@ public static class GeneratorTrainer
         };
         terms["weight"] = weight;
         var loss = weight * lambdas["weight"];
-        if (lambdas["delta"] > 0)
+        if (lambdas["delta"] > 0 && deltaRows > 0)
         {
-            var predicted = deltaOf(generated);
-            var target = data.Teachers.Deltas(teacherIndices).to(predicted.device);
+            using var subset = deltaRows == generated.Count ? null : BatchedLoraSets.Narrow(generated, deltaRows);
+            var predicted = deltaOf(subset ?? generated);
+            var target = data.Teachers.Deltas([.. teacherIndices.Take(deltaRows)]).to(predicted.device);
             var delta = DeltaTerm(config.DeltaLoss, predicted, target);
             terms["delta"] = delta;
-            loss = loss + delta * lambdas["delta"];
+            loss = loss + delta * (lambdas["delta"] * deltaScale);
         }
         if (lambdas["kl"] > 0)
         {
