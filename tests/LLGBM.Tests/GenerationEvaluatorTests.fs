@@ -36,6 +36,14 @@ let private withReferences name extraction (answers: string list) =
 [<Tests>]
 let tests =
     testList "GenerationEvaluator" [
+        test "An id the tokenizer cannot decode becomes U+FFFD instead of failing the evaluation" {
+            let tokenizer = LLGBM.Text.ByteLevelTokenizer()
+            // 'a', 'b', an id past the special tokens, 'c'; and the all-valid case decodes as usual.
+            let text = GenerationEvaluator.DecodeLenient(tokenizer, [| 97; 98; 263; 99 |])
+            Expect.equal text "ab\uFFFDc" "lenient decode"
+            Expect.equal (GenerationEvaluator.DecodeLenient(tokenizer, [| 104; 105 |])) "hi" "valid ids"
+        }
+
         test
             "Evaluate: completions and exact match equal a cache-free greedy loop per prompt (first lines, newline stop)" {
             use model = micro 41L

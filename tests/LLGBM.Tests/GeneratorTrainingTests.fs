@@ -9,6 +9,7 @@ open TorchSharp
 open LLGBM
 open LLGBM.Checkpoints
 open LLGBM.Generators
+open LLGBM.Lora
 open LLGBM.Tasks.Synthetic
 open LLGBM.Teachers
 open LLGBM.Tests.TestCli
@@ -104,6 +105,15 @@ let private small (name: string) (weight: float) (delta: float) =
         TrainTasks = [| "upper"; "add-2" |],
         TestTasks = [| "reverse" |]
     )
+
+/// A copy of `config` with the given snake_case fields replaced (C# records cannot be copy-updated from F#).
+let private withConfig (changes: (string * JsonNode) list) (config: GeneratorConfig) =
+    let node = JsonNode.Parse(config.ToJson()).AsObject()
+
+    for (key, value) in changes do
+        node[key] <- value
+
+    System.Text.Json.JsonSerializer.Deserialize<GeneratorConfig>(node.ToJsonString(), GeneratorConfig.JsonOptions)
 
 let private metrics (run: string) =
     File.ReadAllLines(Path.Combine(run, GeneratorRun.MetricsFile))
@@ -226,5 +236,93 @@ let tests =
 
             Expect.stringContains message "step 1" "names the step"
             Expect.stringContains message "No checkpoint" "says there is no checkpoint yet"
+        }
+
+        test "The two-stage, delta-head and hyper-convolutional (token loss) variants train and log their terms" {
+            let root, inputs = fixture.Force()
+
+            for (name, config) in
+                [
+                    "two-stage",
+                    small "two-stage" 1.0 1.0
+                    |> withConfig [ "variant", jnode "TwoStage"; "delta_adapters", jnode 1 ]
+                    "delta-head", small "delta-head" 1.0 1.0 |> withConfig [ "variant", jnode "DeltaHead" ]
+                    "hyperconv",
+                    small "hyperconv" 1.0 0.0
+                    |> withConfig [
+                        "architecture", jnode "HyperConv"
+                        "weight_loss", jnode "Tokens"
+                        "token_width", jnode 64
+                        "conv_blocks", JsonNode.Parse "[[8, 32]]"
+                    ]
+                ] do
+                let run = fresh root name
+                let result = GeneratorRun.Train(config, inputs, run, encoding)
+                let rows = metrics run |> Array.filter (fun r -> r.ContainsKey "weight")
+                Expect.equal rows.Length 4 $"{name}: logged steps"
+
+                if name <> "hyperconv" then
+                    Expect.isTrue (rows[0].ContainsKey "auxiliary") $"{name}: auxiliary term logged"
+                else
+                    Expect.isLessThan (float rows[3].["weight"]) (float rows[0].["weight"]) "token loss falls"
+
+                Expect.isTrue (result.Results |> Seq.exists (fun r -> r.Method = "generated")) $"{name}: evaluated"
+        }
+
+        test "llgbm generate writes a PEFT adapter equal to the generator's output for the same prompts" {
+            let root, inputs = fixture.Force()
+            let run = fresh root "cli"
+            let config = small "cli" 1.0 0.0 |> withConfig [ "encoder", jnode "random" ]
+
+            use encoder =
+                LLGBM.Conditioning.SentenceEncoders.Create("random", seed = config.Seed)
+
+            GeneratorRun.Train(config, inputs, run, ConditionEncoding.From encoder)
+            |> ignore
+
+            let prompts =
+                Path.Combine(root, "prompts-" + Guid.NewGuid().ToString("N") + ".jsonl")
+
+            let lines = [ "abcd ->", "DCBA"; "wxyz ->", "ZYXW"; "kqzm ->", "MZQK" ]
+
+            File.WriteAllLines(
+                prompts,
+                lines
+                |> List.map (fun (p, a) ->
+                    JsonObject(
+                        [
+                            KeyValuePair("prompt", JsonValue.Create p :> JsonNode)
+                            KeyValuePair("answer", JsonValue.Create a)
+                        ]
+                    )
+                        .ToJsonString())
+            )
+
+            let out = Path.Combine(root, "adapter-" + Guid.NewGuid().ToString("N"))
+
+            let (code, stdout, err) =
+                llgbm [ "generate"; "--generator"; run; "--prompts"; prompts; "--out"; out ]
+
+            Expect.equal code 0 err
+            Expect.stringContains stdout "3 prompts" "reports the condition"
+            use model = Qwen2Checkpoint.Load inputs.Base
+            let struct (_, loaded) = PeftAdapter.Load(out, model.Config)
+            use loaded = loaded
+            use gen = GeneratorRun.LoadGenerator(run, model.Config)
+            let texts = lines |> List.map (fun (p, a) -> p + " " + a)
+            use expected = GeneratorRun.GenerateOne(gen, ConditionEncoding.From encoder, texts)
+
+            for KeyValue(path, m) in expected.Modules do
+                use d = (loaded.Modules[path].A - m.A).abs().max()
+                Expect.isLessThan (d.item<float32>()) 1e-6f $"{path} A"
+
+            let bad = Path.Combine(root, "bad-" + Guid.NewGuid().ToString("N") + ".jsonl")
+            File.WriteAllText(bad, "{\"prompt\": \"abcd ->\"}\n")
+
+            let (code, _, err) =
+                llgbm [ "generate"; "--generator"; run; "--prompts"; bad; "--out"; out + "-2" ]
+
+            Expect.equal code 2 "bad input"
+            Expect.stringContains err "answer" "says the answer is missing"
         }
     ]

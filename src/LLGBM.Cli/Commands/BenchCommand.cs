@@ -1,8 +1,8 @@
 using System.CommandLine;
-using LLGBM.Generators;
 using System.Text.Json;
 using LLGBM.Checkpoints;
 using LLGBM.Cli.Benchmarks;
+using LLGBM.Generators;
 using LLGBM.Model;
 using Spectre.Console;
 

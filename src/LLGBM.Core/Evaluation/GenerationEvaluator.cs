@@ -44,7 +44,7 @@ public static class GenerationEvaluator
             for (var r = 0; r < rows.Length; r++)
             {
                 var example = examples[rows[r]];
-                var completion = Completion(tokenizer.Decode(generated[r]));
+                var completion = Completion(DecodeLenient(tokenizer, generated[r]));
                 predictions[rows[r]] = new ExamplePrediction
                 {
                     Index = rows[r],
@@ -87,4 +87,36 @@ public static class GenerationEvaluator
 
     /// <summary>The decoded new tokens without the single space that starts a continuation.</summary>
     static string Completion(string decoded) => decoded.StartsWith(' ') ? decoded[1..] : decoded;
+
+    /// <summary>
+    /// The text of generated ids. A model can emit an id its tokenizer cannot decode (a vocabulary row no token uses,
+    /// which an untrained or adapted model may still pick); such an id becomes U+FFFD and the rest is decoded as usual, so
+    /// the example is scored as the completion reads instead of failing the evaluation.
+    /// </summary>
+    internal static string DecodeLenient(Text.ITokenizer tokenizer, IReadOnlyList<int> ids)
+    {
+        try
+        {
+            return tokenizer.Decode(ids);
+        }
+        catch (LlgbmException)
+        {
+            var text = new System.Text.StringBuilder();
+            var run = new List<int>();
+            foreach (var id in ids)
+            {
+                try
+                {
+                    tokenizer.Decode([id]);
+                    run.Add(id);
+                }
+                catch (LlgbmException)
+                {
+                    text.Append(tokenizer.Decode(run)).Append('\uFFFD');
+                    run.Clear();
+                }
+            }
+            return text.Append(tokenizer.Decode(run)).ToString();
+        }
+    }
 }
