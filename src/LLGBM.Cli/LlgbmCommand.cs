@@ -24,6 +24,7 @@ public static class LlgbmCommand
         root.Subcommands.Add(AdapterCommand.Create());
         root.Subcommands.Add(GeneratorCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(PipelineCommand.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(RetrieveMergeCommand.Create());
         return root;

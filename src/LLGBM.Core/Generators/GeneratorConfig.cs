@@ -131,6 +131,12 @@ public sealed record GeneratorConfig
     /// </summary>
     public int DeltaAdapters { get; init; }
 
+    /// <summary>
+    /// The shuffled-delta control: the training tasks' delta targets are permuted across tasks (seeded), so a delta term
+    /// that helps only through task-specific behaviour loses its advantage.
+    /// </summary>
+    public bool ShuffleDeltas { get; init; }
+
     /// <summary>What the delta term compares.</summary>
     public DeltaLossKind DeltaLoss { get; init; } = DeltaLossKind.RelativeMse;
 

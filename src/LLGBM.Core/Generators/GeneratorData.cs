@@ -113,6 +113,11 @@ public sealed class GeneratorData : IDisposable
             teachers = TeacherBank.Load(
                 inputs.Teachers, inputs.Deltas, inputs.Base, probes, DeltaSpec.Default,
                 [.. train.Concat(test).Select(t => t.Spec.Name)], model.Config, device: device);
+            if (config.ShuffleDeltas)
+            {
+                var partner = teachers.ShuffleDeltas([.. train.Select(t => t.Spec.Name)], config.Seed);
+                log?.Invoke($"shuffled-delta control: {string.Join(", ", partner.Select(p => $"{p.Key} ← {p.Value}"))}");
+            }
             log?.Invoke($"encoding condition pools ({config.ConditionPool} examples per task, {encoder})");
             conditions = new ConditionBank(train.Concat(test), config.ConditionPool, config.ConditionMode, config.Seed, encode);
             var embedder = new DeltaEmbedder(model, probes.Tokenize(tokenizer), DeltaSpec.Default);

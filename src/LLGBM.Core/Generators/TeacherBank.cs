@@ -96,6 +96,33 @@ public sealed class TeacherBank : IDisposable
         a.Rank == b.Rank && a.Alpha == b.Alpha && a.UseRsLora == b.UseRsLora && a.TargetModules.SequenceEqual(b.TargetModules)
         && (a.Layers ?? []).SequenceEqual(b.Layers ?? []) && a.RankPattern.Count == 0 && b.RankPattern.Count == 0;
 
+    /// <summary>
+    /// The shuffled-delta control: the delta targets of <paramref name="tasks"/> are permuted across those tasks (a seeded
+    /// cyclic shift of a seeded shuffle, so no task keeps its own), checkpoint j of a task taking the delta of checkpoint
+    /// j (modulo their count) of its partner. Adapters are untouched, so the weight term is unchanged while the delta term
+    /// asks for another task's behaviour. Returns the permutation (task → the task whose deltas it now holds).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ShuffleDeltas(IReadOnlyList<string> tasks, long seed)
+    {
+        if (tasks.Count < 2)
+            throw new LlgbmException("Shuffled-delta control: it needs at least two tasks.");
+        var order = tasks.OrderBy(t => t, StringComparer.Ordinal).ToArray();
+        new Random(unchecked((int)(seed ^ (seed >> 32)) ^ 0x5F1E)).Shuffle(order);
+        var partner = order.Select((t, i) => (t, order[(i + 1) % order.Length])).ToDictionary(p => p.t, p => p.Item2, StringComparer.Ordinal);
+        var original = entries.Select(e => e.Delta).ToArray();
+        foreach (var (task, other) in partner)
+        {
+            var mine = ByTask[task];
+            var theirs = ByTask[other];
+            for (var j = 0; j < mine.Count; j++)
+                entries[mine[j]] = entries[mine[j]] with { Delta = original[theirs[j % theirs.Count]].clone().DetachFromDisposeScope() };
+        }
+        foreach (var (task, _) in partner)
+            foreach (var i in ByTask[task])
+                original[i].Dispose();
+        return partner;
+    }
+
     /// <summary>The adapters at <paramref name="indices"/> as one batched set (fresh stacked tensors, no gradients).</summary>
     public LoraSet Stack(IReadOnlyList<int> indices)
     {

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using LLGBM.Cli.Pipeline;
+
+namespace LLGBM.Cli.Commands;
+
+/// <summary><c>llgbm pipeline</c>: the whole experiment of the embedded default, end to end.</summary>
+public static class PipelineCommand
+{
+    /// <summary>Creates the command.</summary>
+    public static Command Create()
+    {
+        var quick = new Option<bool>("--quick") { Description = "The reduced pipeline for CI: every stage, small settings (a few minutes; the numbers mean nothing)." };
+        var output = new Option<string?>("--out") { Description = "Where every result goes (default: runs, or runs-quick with --quick)." };
+        var paper = new Option<string?>("--paper") { Description = "Where the tables and figures go (default: paper, or OUT/paper with --quick)." };
+        var noScripts = new Option<bool>("--no-scripts") { Description = "Skip the paper scripts (dotnet fsi)." };
+        var command = new Command(
+            "pipeline",
+            "Runs the whole experiment: synthetic suite, base model, teacher pool, delta cache, delta quality, every generator variant and control (three seeds of the main ones), retrieval and merging, the generator benchmark, and the paper tables. Finished stages are reused; an interrupted run resumes.")
+        {
+            quick, output, paper, noScripts,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var isQuick = parse.GetValue(quick);
+            var root = parse.GetValue(output) ?? (isQuick ? "runs-quick" : "runs");
+            var paperDir = parse.GetValue(paper) ?? (isQuick ? Path.Combine(root, "paper") : "paper");
+            var repository = FindRepository();
+            var runner = new PipelineRunner(isQuick ? PipelinePlan.Reduced : PipelinePlan.Full, root, paperDir, repository, CommandAction.Err(parse), !parse.GetValue(noScripts));
+            return runner.Run();
+        });
+        return command;
+    }
+
+    // The checkout holding configs/ and scripts/: the working directory or one of its parents.
+    static string FindRepository()
+    {
+        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
+            if (Directory.Exists(Path.Combine(dir.FullName, "configs")) && File.Exists(Path.Combine(dir.FullName, "LLGBM.sln")))
+                return dir.FullName;
+        throw new LlgbmException("llgbm pipeline reads configs/ and scripts/ of the LLGBM checkout; run it from the repository (or below it).");
+    }
+}

@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LLGBM.Tasks.Synthetic;
+
+namespace LLGBM.Cli.Pipeline;
+
+/// <summary>One generator run of the pipeline: a config file, a seed and an optional λ_δ override.</summary>
+/// <param name="Config">The config file's name under <c>configs/</c>, without <c>.json</c>.</param>
+/// <param name="Seed">The seed.</param>
+/// <param name="LambdaDelta">λ_δ when it overrides the config's (the λ sweep).</param>
+public sealed record PipelineGeneratorRun(string Config, long Seed, double? LambdaDelta = null);
+
+/// <summary>
+/// What <c>llgbm pipeline</c> runs: the full experiment of the embedded default, or the reduced version for CI
+/// (<see cref="Quick"/>) that exercises every stage in a few minutes with results too small to mean anything.
+/// </summary>
+public sealed record PipelinePlan
+{
+    /// <summary>Whether this is the reduced plan.</summary>
+    public required bool Quick { get; init; }
+
+    /// <summary>Arguments of <c>llgbm tasks synth</c> beyond <c>--out</c>.</summary>
+    public required IReadOnlyList<string> SuiteArgs { get; init; }
+
+    /// <summary>Arguments of <c>llgbm base pretrain</c> beyond <c>--out</c>.</summary>
+    public required IReadOnlyList<string> PretrainArgs { get; init; }
+
+    /// <summary>Arguments of <c>llgbm teachers train</c> beyond the paths.</summary>
+    public required IReadOnlyList<string> TeacherArgs { get; init; }
+
+    /// <summary>The generator runs, in order.</summary>
+    public required IReadOnlyList<PipelineGeneratorRun> Generators { get; init; }
+
+    /// <summary>Config fields replaced in every generator config (the quick plan's small settings).</summary>
+    public IReadOnlyDictionary<string, JsonNode> ConfigOverrides { get; init; } = new Dictionary<string, JsonNode>();
+
+    /// <summary>Held-out tasks evaluated by retrieval and merging of teacher adapters.</summary>
+    public required IReadOnlyList<string> RetrievalTasks { get; init; }
+
+    /// <summary>Arguments of <c>llgbm retrieve-merge</c> beyond the paths and the task.</summary>
+    public required IReadOnlyList<string> RetrievalArgs { get; init; }
+
+    /// <summary>Arguments of <c>llgbm bench generator</c> beyond the configs and the root.</summary>
+    public required IReadOnlyList<string> BenchArgs { get; init; }
+
+    /// <summary>The full experiment: every variant, three seeds of the main three, the λ sweep and the controls.</summary>
+    public static PipelinePlan Full { get; } = new()
+    {
+        Quick = false,
+        SuiteArgs = [],
+        PretrainArgs = [],
+        TeacherArgs = [],
+        Generators =
+        [
+            .. new long[] { 0, 1, 2 }.SelectMany(s => new[]
+            {
+                new PipelineGeneratorRun("dnd-weight", s), new PipelineGeneratorRun("multitask", s), new PipelineGeneratorRun("delta-only", s),
+            }),
+            new("multitask-shuffled", 0),
+            new("two-stage", 0),
+            new("delta-head", 0),
+            new("multitask", 0, 0.3),
+            new("multitask", 0, 3),
+            new("dnd-hyperconv", 0),
+        ],
+        RetrievalTasks = [.. SyntheticSuite.DefaultHeldOut, .. SyntheticSuite.HeldOutFamilyMembers],
+        RetrievalArgs = ["--k", "3", "--merges", "linear,ties", "--limit", "50"],
+        BenchArgs = ["--steps", "15"],
+    };
+
+    /// <summary>The reduced plan for CI: a short pretraining, eight teachers, three generator variants of 20 steps.</summary>
+    public static PipelinePlan Reduced { get; } = new()
+    {
+        Quick = true,
+        SuiteArgs = ["--train", "200", "--test", "40"],
+        PretrainArgs = ["--steps", "200", "--eval-limit", "10"],
+        TeacherArgs =
+        [
+            "--task", "add-1", "--task", "add-2", "--task", "add-3", "--task", "upper", "--task", "reverse",
+            "--task", "shift-1", "--task", "shift-2", "--task", "double-first",
+            "--steps", "60", "--checkpoints", "2", "--every", "5", "--eval-limit", "10",
+        ],
+        Generators = [new("dnd-weight", 0), new("multitask", 0), new("delta-only", 0)],
+        ConfigOverrides = new Dictionary<string, JsonNode>
+        {
+            ["steps"] = 20,
+            ["condition_pool"] = 32,
+            ["eval_every"] = 0,
+            ["eval_batches"] = 2,
+            ["eval_limit"] = 10,
+            ["in_domain_tasks"] = 2,
+            ["train_tasks"] = new JsonArray("add-1", "add-2", "upper", "reverse", "shift-1"),
+            ["test_tasks"] = new JsonArray("add-3", "shift-2", "double-first"),
+        },
+        RetrievalTasks = ["add-3"],
+        RetrievalArgs = ["--k", "2", "--merges", "linear,ties", "--limit", "10", "--library-batches", "2"],
+        BenchArgs = ["--steps", "3", "--warmup", "1"],
+    };
+
+    /// <summary>The run directory name <c>llgbm generator train</c> gives a run.</summary>
+    public static string RunName(string configName, PipelineGeneratorRun run) =>
+        $"{configName}-seed{run.Seed}" + (run.LambdaDelta is { } l ? "-ld" + l.ToString("G4", CultureInfo.InvariantCulture) : "");
+}

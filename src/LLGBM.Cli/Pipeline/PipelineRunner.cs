@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using LLGBM.Generators;
+
+namespace LLGBM.Cli.Pipeline;
+
+/// <summary>
+/// Runs the whole experiment through the <c>llgbm</c> commands, in process and in order: the synthetic suite, the base
+/// model, its evaluation, the teacher pool, the delta cache, the delta-quality check, every generator run, retrieval and
+/// merging on the held-out tasks, the generator benchmark, and the paper scripts. Every stage reuses what is already
+/// there (the commands skip finished work; results files already written are kept), so an interrupted pipeline resumes.
+/// </summary>
+public sealed class PipelineRunner(PipelinePlan plan, string root, string paper, string repository, TextWriter log, bool runScripts)
+{
+    readonly Stopwatch clock = Stopwatch.StartNew();
+
+    string Suite => Path.Combine(root, "suite");
+
+    string Base => Path.Combine(root, "base-tiny");
+
+    string Teachers => Path.Combine(root, "teachers");
+
+    string Deltas => Path.Combine(root, "deltas");
+
+    /// <summary>Runs every stage; returns 0, or the exit code of the first command that failed.</summary>
+    public int Run()
+    {
+        Directory.CreateDirectory(root);
+        var stages = new List<(string Name, Func<int> Body)>
+        {
+            ("synthetic suite", () => Llgbm(["tasks", "synth", "--out", Suite, .. plan.SuiteArgs])),
+            ("base model", () => Llgbm(["base", "pretrain", "--out", Base, .. plan.PretrainArgs])),
+            ("base model evaluation", () => Once(Path.Combine(Base, "eval.json"), file =>
+                Llgbm(["eval", "--model", Base, "--tasks", Suite, "--limit", plan.Quick ? "10" : "100", "--out", file]))),
+            ("teacher pool", () => Llgbm(["teachers", "train", "--base", Base, "--tasks", Suite, "--out", Teachers, .. plan.TeacherArgs])),
+            ("delta cache", () => Llgbm(["deltas", "compute", "--base", Base, "--teachers", Teachers, "--out", Deltas])),
+            ("delta quality", () => Once(Path.Combine(root, "eval", "delta-quality.json"), file =>
+                Llgbm(["eval", "deltas", "--base", Base, "--teachers", Teachers, "--tasks", Suite, "--cache", Deltas, "--out", file]))),
+            ("generators", Generators),
+            ("retrieval and merging", Retrieval),
+            ("generator benchmark", () => Once(Path.Combine(root, "bench", "generator.json"), file => Capture(file,
+                ["bench", "generator", "--runs", root, "--config", ConfigPath("dnd-weight"), "--config", ConfigPath("multitask"), "--json", .. plan.BenchArgs]))),
+            ("paper tables and figures", Scripts),
+        };
+        for (var i = 0; i < stages.Count; i++)
+        {
+            var (name, body) = stages[i];
+            log.WriteLine($"[pipeline] {i + 1}/{stages.Count} {name} ({clock.Elapsed:hh\\:mm\\:ss})");
+            var code = body();
+            if (code != 0)
+            {
+                log.WriteLine($"[pipeline] stopped: {name} failed with exit code {code}; rerun the same command to resume.");
+                return code;
+            }
+        }
+        log.WriteLine($"[pipeline] done in {clock.Elapsed:hh\\:mm\\:ss}; results under {root}, tables under {paper}");
+        return 0;
+    }
+
+    int Llgbm(string[] args)
+    {
+        log.WriteLine($"[pipeline]   llgbm {string.Join(' ', args)}");
+        return LlgbmCommand.Run(args, log, log);
+    }
+
+    // Runs a command that writes one results file, unless that file is already there.
+    int Once(string file, Func<string, int> body)
+    {
+        if (File.Exists(file))
+        {
+            log.WriteLine($"[pipeline]   {file} exists; kept");
+            return 0;
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
+        return body(file);
+    }
+
+    // Runs a command whose standard output is the results file (written only when it succeeds).
+    int Capture(string file, string[] args)
+    {
+        log.WriteLine($"[pipeline]   llgbm {string.Join(' ', args)} > {file}");
+        var output = new StringWriter();
+        var code = LlgbmCommand.Run(args, output, log);
+        if (code == 0)
+            AtomicFile.Write(file, stream =>
+            {
+                using var writer = new StreamWriter(stream, leaveOpen: true);
+                writer.Write(output.ToString());
+            });
+        return code;
+    }
+
+    // The config the pipeline runs: the repository's, with the plan's overrides written under ROOT/configs.
+    string ConfigPath(string name)
+    {
+        var source = Path.Combine(repository, "configs", name + ".json");
+        if (plan.ConfigOverrides.Count == 0)
+            return source;
+        var config = GeneratorConfig.Load(source);
+        var node = JsonNode.Parse(config.ToJson())!.AsObject();
+        foreach (var (key, value) in plan.ConfigOverrides)
+            node[key] = value.DeepClone();
+        var target = Path.Combine(root, "configs", name + ".json");
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var text = node.ToJsonString(GeneratorConfig.JsonOptions);
+        if (!File.Exists(target) || File.ReadAllText(target) != text)
+            AtomicFile.Write(target, stream =>
+            {
+                using var writer = new StreamWriter(stream, leaveOpen: true);
+                writer.Write(text);
+            });
+        return target;
+    }
+
+    int Generators()
+    {
+        foreach (var run in plan.Generators)
+        {
+            string[] args = ["generator", "train", "--config", ConfigPath(run.Config), "--runs", root, "--seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+            if (run.LambdaDelta is { } l)
+                args = [.. args, "--lambda-delta", l.ToString("R", System.Globalization.CultureInfo.InvariantCulture)];
+            var code = Llgbm(args);
+            if (code != 0)
+                return code;
+        }
+        return 0;
+    }
+
+    int Retrieval()
+    {
+        foreach (var task in plan.RetrievalTasks)
+        {
+            var code = Once(Path.Combine(root, "retrieval", task + ".json"), file => Llgbm(
+                ["retrieve-merge", "--task", task, "--base", Base, "--tasks", Suite, "--teachers", Teachers, "--deltas", Deltas, "--out", file, .. plan.RetrievalArgs]));
+            if (code != 0)
+                return code;
+        }
+        return 0;
+    }
+
+    int Scripts()
+    {
+        if (!runScripts)
+        {
+            log.WriteLine("[pipeline]   skipped (--no-scripts)");
+            return 0;
+        }
+        var scripts = Directory.Exists(Path.Combine(repository, "scripts"))
+            ? Directory.GetFiles(Path.Combine(repository, "scripts"), "*.fsx").Where(IsTableScript).Order(StringComparer.Ordinal).ToList()
+            : [];
+        foreach (var script in scripts)
+        {
+            log.WriteLine($"[pipeline]   dotnet fsi {Path.GetFileName(script)} {root} {paper}");
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = repository };
+            foreach (var a in new[] { "fsi", script, Path.GetFullPath(root), Path.GetFullPath(paper) })
+                info.ArgumentList.Add(a);
+            using var process = Process.Start(info) ?? throw new LlgbmException("could not start dotnet fsi.");
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            process.WaitForExit();
+            log.Write(stdout.Result);
+            log.Write(stderr.Result);
+            if (process.ExitCode != 0)
+                return process.ExitCode;
+        }
+        return 0;
+    }
+
+    // The scripts that write tables and figures (Common.fsx is loaded by them; compositions are not paper scripts).
+    static bool IsTableScript(string path) =>
+        Path.GetFileName(path) is not ("Common.fsx" or "retrieval-merge.fsx");
+}
