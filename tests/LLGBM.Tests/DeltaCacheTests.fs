@@ -16,48 +16,9 @@ open LLGBM.Tests.TestCli
 /// A tiny base (random weights, byte tokenizer) and a teacher pool of 2 tasks × 2 kept adapters, built once.
 let private fixture =
     lazy
-        (let root =
-            Path.Combine(Path.GetTempPath(), "llgbm-dc-" + Guid.NewGuid().ToString("N"))
-
-         Directory.CreateDirectory root |> ignore
-
-         AppDomain.CurrentDomain.ProcessExit.Add(fun _ ->
-             try
-                 Directory.Delete(root, true)
-             with _ ->
-                 ())
-
-         let baseDir = Path.Combine(root, "base")
-         let (code, _, err) = llgbm [ "base"; "init"; "--preset"; "tiny"; "--out"; baseDir ]
-         Expect.equal code 0 err
-         let suite = Path.Combine(root, "suite")
-
-         SyntheticSuiteFiles.Write(suite, SyntheticSuiteSettings(TrainCount = 40, TestCount = 8))
-         |> ignore
-
-         let pool = Path.Combine(root, "teachers")
-
-         let training =
-             TeacherTrainingSettings(
-                 Steps = 6,
-                 BatchSize = 8,
-                 WarmupSteps = 2,
-                 Checkpoints = 2,
-                 Every = 2,
-                 EvaluationLimit = 2
-             )
-
-         TeacherPool.Train(
-             TeacherPoolSettings(
-                 BaseModel = baseDir,
-                 TasksRoot = suite,
-                 Output = pool,
-                 Training = training,
-                 Tasks = [| "upper"; "add-2" |]
-             )
-         )
-         |> ignore
-
+        (let root = TestPools.tempRoot "llgbm-dc"
+         let baseDir, suite = TestPools.tinyBaseAndSuite root
+         let pool = TestPools.trainPool root baseDir suite 6 [| "upper"; "add-2" |]
          root, baseDir, pool)
 
 let private probes = ProbeSet.Generic 2

@@ -26,24 +26,8 @@ let private pooled = [| "add-2"; "double"; "reverse"; "upper"; "mix-add-2+revers
 /// has, so the pool is built in seconds.
 let private fixture =
     lazy
-        (let root =
-            Path.Combine(Path.GetTempPath(), "llgbm-ed-" + Guid.NewGuid().ToString("N"))
-
-         Directory.CreateDirectory root |> ignore
-
-         AppDomain.CurrentDomain.ProcessExit.Add(fun _ ->
-             try
-                 Directory.Delete(root, true)
-             with _ ->
-                 ())
-
-         let baseDir = Path.Combine(root, "base")
-         let (code, _, err) = llgbm [ "base"; "init"; "--preset"; "tiny"; "--out"; baseDir ]
-         Expect.equal code 0 err
-         let suite = Path.Combine(root, "suite")
-
-         SyntheticSuiteFiles.Write(suite, SyntheticSuiteSettings(TrainCount = 40, TestCount = 8))
-         |> ignore
+        (let root = TestPools.tempRoot "llgbm-ed"
+         let baseDir, suite = TestPools.tinyBaseAndSuite root
 
          let pool = Path.Combine(root, "teachers")
          let config = Qwen2Config.Load(Path.Combine(baseDir, "config.json"))

@@ -18,45 +18,11 @@ open LLGBM.Tests.TestModels
 /// A tiny base (random weights), a small suite and teachers for upper, add-2 (training) and reverse (held out).
 let private fixture =
     lazy
-        (let root =
-            Path.Combine(Path.GetTempPath(), "llgbm-gen-" + Guid.NewGuid().ToString("N"))
+        (let root = TestPools.tempRoot "llgbm-gen"
+         let baseDir, suite = TestPools.tinyBaseAndSuite root
 
-         Directory.CreateDirectory root |> ignore
-
-         AppDomain.CurrentDomain.ProcessExit.Add(fun _ ->
-             try
-                 Directory.Delete(root, true)
-             with _ ->
-                 ())
-
-         let baseDir = Path.Combine(root, "base")
-         let (code, _, err) = llgbm [ "base"; "init"; "--preset"; "tiny"; "--out"; baseDir ]
-         Expect.equal code 0 err
-         let suite = Path.Combine(root, "suite")
-
-         SyntheticSuiteFiles.Write(suite, SyntheticSuiteSettings(TrainCount = 40, TestCount = 8))
-         |> ignore
-
-         let pool = Path.Combine(root, "teachers")
-
-         TeacherPool.Train(
-             TeacherPoolSettings(
-                 BaseModel = baseDir,
-                 TasksRoot = suite,
-                 Output = pool,
-                 Training =
-                     TeacherTrainingSettings(
-                         Steps = 6,
-                         BatchSize = 8,
-                         WarmupSteps = 2,
-                         Checkpoints = 2,
-                         Every = 2,
-                         EvaluationLimit = 2
-                     ),
-                 Tasks = [| "upper"; "add-2"; "reverse" |]
-             )
-         )
-         |> ignore
+         let pool =
+             TestPools.trainPool root baseDir suite 6 [| "upper"; "add-2"; "reverse" |]
 
          root, GeneratorInputs(baseDir, suite, pool, Path.Combine(root, "deltas")))
 

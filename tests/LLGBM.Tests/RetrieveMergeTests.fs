@@ -161,36 +161,10 @@ let tests =
 
         test "llgbm retrieve-merge runs the B2 baseline on a tiny pool and leaves the held-out task out" {
             SafetensorsTests.Kit.withTempDir (fun root ->
-                let baseDir = Path.Combine(root, "base")
-                let (code, _, err) = llgbm [ "base"; "init"; "--preset"; "tiny"; "--out"; baseDir ]
-                Expect.equal code 0 err
-                let suite = Path.Combine(root, "suite")
+                let baseDir, suite = TestPools.tinyBaseAndSuite root
 
-                SyntheticSuiteFiles.Write(suite, SyntheticSuiteSettings(TrainCount = 40, TestCount = 8))
-                |> ignore
-
-                let teachers = Path.Combine(root, "teachers")
-
-                let training =
-                    TeacherTrainingSettings(
-                        Steps = 4,
-                        BatchSize = 4,
-                        WarmupSteps = 1,
-                        Checkpoints = 2,
-                        Every = 2,
-                        EvaluationLimit = 2
-                    )
-
-                TeacherPool.Train(
-                    TeacherPoolSettings(
-                        BaseModel = baseDir,
-                        TasksRoot = suite,
-                        Output = teachers,
-                        Training = training,
-                        Tasks = [| "upper"; "reverse"; "add-2" |]
-                    )
-                )
-                |> ignore
+                let teachers =
+                    TestPools.trainPool root baseDir suite 4 [| "upper"; "reverse"; "add-2" |]
 
                 let deltas = Path.Combine(root, "deltas")
 
