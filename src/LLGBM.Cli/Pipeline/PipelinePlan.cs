@@ -59,6 +59,8 @@ public sealed record PipelinePlan
             new("multitask-shuffled", 0),
             new("two-stage", 0),
             new("delta-head", 0),
+            new("multitask", 0, 0.03),
+            new("multitask", 0, 0.1),
             new("multitask", 0, 0.3),
             new("multitask", 0, 3),
             new("dnd-hyperconv", 0),
