@@ -308,6 +308,9 @@ type Experiment = {
     Spec: DeltaSpec
     /// The held-out task: its teachers leave the pool and its conditions leave the lookup library.
     Task: string
+    /// Other tasks whose teachers leave the pool too (the split's other held-out tasks, so that the pool holds the
+    /// training tasks a generator would see).
+    Exclude: string[]
     /// Retrieval and merges.
     Settings: Settings
     /// The number of conditions (prompt batches of the held-out task) evaluated, at least 3.
@@ -337,6 +340,7 @@ type Experiment = {
         Probes = ProbeSet.Generic()
         Spec = DeltaSpec.Default
         Task = task
+        Exclude = [||]
         Settings = Settings.Default
         Conditions = 3
         BatchSize = 8
@@ -387,7 +391,8 @@ let runExperiment (progress: string -> unit) (experiment: Experiment) : Experime
         let loaded = DeltaCache.Load(e.DeltasDir, e.BaseDir, e.Probes, e.Spec)
 
         try
-            poolOf e.TeachersDir loaded |> Array.filter (fun p -> p.Task <> e.Task)
+            poolOf e.TeachersDir loaded
+            |> Array.filter (fun p -> p.Task <> e.Task && not (Array.contains p.Task e.Exclude))
         finally
             for d in loaded do
                 d.Dispose()

@@ -237,6 +237,52 @@ let tests =
                     let accuracies = [ for a in m.GetProperty("accuracies").EnumerateArray() -> a.GetDouble() ]
                     Expect.equal accuracies.Length 3 "three conditions"
 
+                    ()
+
+                let excluded = Path.Combine(root, "b2-excluded.json")
+
+                let (code, _, err) =
+                    llgbm [
+                        "retrieve-merge"
+                        "--base"
+                        baseDir
+                        "--tasks"
+                        suite
+                        "--teachers"
+                        teachers
+                        "--deltas"
+                        deltas
+                        "--generic"
+                        "2"
+                        "--task"
+                        "upper"
+                        "--exclude"
+                        "reverse"
+                        "--k"
+                        "1"
+                        "--batch-size"
+                        "3"
+                        "--library-batches"
+                        "2"
+                        "--limit"
+                        "2"
+                        "--merges"
+                        "linear"
+                        "--out"
+                        excluded
+                    ]
+
+                Expect.equal code 0 err
+                use doc2 = JsonDocument.Parse(File.ReadAllText excluded)
+
+                Expect.equal
+                    (doc2.RootElement.GetProperty("pool").GetInt32())
+                    2
+                    "--exclude reverse: only add-2's 2 adapters"
+
+                for m in merges do
+                    let accuracies = [ for a in m.GetProperty("accuracies").EnumerateArray() -> a.GetDouble() ]
+
                     Expect.floatClose
                         Accuracy.high
                         (m.GetProperty("mean").GetDouble())

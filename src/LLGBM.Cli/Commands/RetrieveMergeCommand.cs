@@ -24,6 +24,7 @@ public static class RetrieveMergeCommand
         var deltas = new Option<string>("--deltas") { Description = "The delta cache (llgbm deltas compute) of the pool.", DefaultValueFactory = _ => "runs/deltas" };
         var task = new Option<string>("--task") { Description = "The held-out task: its teachers leave the pool, its prompt batches are the conditions.", Required = true };
         var k = new Option<int>("--k") { Description = "Teacher adapters retrieved per condition (from k tasks, one each, unless --all-checkpoints).", DefaultValueFactory = _ => 3 };
+        var exclude = new Option<string[]>("--exclude") { Description = "Tasks whose teachers also leave the pool (repeatable): the split's other held-out tasks.", AllowMultipleArgumentsPerToken = true };
         var allCheckpoints = new Option<bool>("--all-checkpoints") { Description = "Retrieve the k nearest kept checkpoints even when several are one task's (default: one per task)." };
         var similarity = new Option<string>("--similarity") { Description = "cosine or l2 between deltas.", DefaultValueFactory = _ => "cosine" };
         similarity.AcceptOnlyFromAmong("cosine", "l2");
@@ -47,7 +48,7 @@ public static class RetrieveMergeCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var command = new Command("retrieve-merge", "The B2 baseline on a held-out task: predict each condition's delta by nearest-condition lookup, retrieve the top-k teacher adapters by delta, merge them on ΔW (average vs TIES) and evaluate; with the base model and the mean teacher for comparison.")
         {
-            baseModel, tasks, teachers, deltas, task, k, allCheckpoints, similarity, weighting, temperature, merges, density, conditions, batchSize,
+            baseModel, tasks, teachers, deltas, task, exclude, k, allCheckpoints, similarity, weighting, temperature, merges, density, conditions, batchSize,
             promptsOnly, libraryBatches, seed, limit, probes, generic, layers, pooling, output, json, device,
         };
         CommandAction.Set(command, parse =>
@@ -76,7 +77,7 @@ public static class RetrieveMergeCommand
                 !parse.GetValue(allCheckpoints));
             var experiment = new RetrieveMerge.Experiment(
                 parse.GetValue(baseModel)!, parse.GetValue(tasks)!, parse.GetValue(teachers)!, parse.GetValue(deltas)!, probeSet, spec,
-                parse.GetValue(task)!, settings, parse.GetValue(conditions), parse.GetValue(batchSize),
+                parse.GetValue(task)!, parse.GetValue(exclude) ?? [], settings, parse.GetValue(conditions), parse.GetValue(batchSize),
                 parse.GetValue(promptsOnly) ? PromptBatchMode.PromptsOnly : PromptBatchMode.PromptsWithAnswers,
                 parse.GetValue(libraryBatches), seedValue, parse.GetValue(limit), TorchChoices.Device(parse.GetValue(device)!));
             var err = CommandAction.Err(parse);
@@ -127,6 +128,6 @@ public static class RetrieveMergeCommand
             accuracies.AddRow(Markup.Escape($"retrieve-merge: {merge.Describe()}"), F(accuracy.Mean), F(accuracy.Std),
                 $"{accuracy.Accuracies.Count} conditions × {accuracy.Evaluations[0].N}");
         CommandAction.Write(o, accuracies);
-        o.WriteLine($"{result.Experiment.Task}: pool of {result.Pool.Length} teacher adapters (the task's own left out), k = {result.Experiment.Settings.K}");
+        o.WriteLine($"{result.Experiment.Task}: pool of {result.Pool.Length} teacher adapters (the task's own{(result.Experiment.Exclude.Length > 0 ? " and those of " + string.Join(", ", result.Experiment.Exclude) : "")} left out), k = {result.Experiment.Settings.K}");
     }
 }

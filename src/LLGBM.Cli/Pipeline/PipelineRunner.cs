@@ -131,7 +131,8 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         foreach (var task in plan.RetrievalTasks)
         {
             var code = Once(Path.Combine(root, "retrieval", task + ".json"), file => Llgbm(
-                ["retrieve-merge", "--task", task, "--base", Base, "--tasks", Suite, "--teachers", Teachers, "--deltas", Deltas, "--out", file, .. plan.RetrievalArgs]));
+                ["retrieve-merge", "--task", task, .. plan.RetrievalTasks.Where(t => t != task).SelectMany(t => new[] { "--exclude", t }),
+                    "--base", Base, "--tasks", Suite, "--teachers", Teachers, "--deltas", Deltas, "--out", file, .. plan.RetrievalArgs]));
             if (code != 0)
                 return code;
         }
