@@ -147,7 +147,8 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
             return 0;
         }
         var scripts = Directory.Exists(Path.Combine(repository, "scripts"))
-            ? Directory.GetFiles(Path.Combine(repository, "scripts"), "*.fsx").Where(IsTableScript).Order(StringComparer.Ordinal).ToList()
+            ? Directory.GetFiles(Path.Combine(repository, "scripts"), "*.fsx").Where(IsTableScript)
+                .OrderBy(f => Path.GetFileName(f) == AssemblyScript).ThenBy(f => f, StringComparer.Ordinal).ToList()
             : [];
         foreach (var script in scripts)
         {
@@ -166,6 +167,9 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         }
         return 0;
     }
+
+    // The script that assembles the paper from the tables: it runs last.
+    const string AssemblyScript = "paper.fsx";
 
     // The scripts that write tables and figures (Common.fsx is loaded by them; compositions are not paper scripts).
     static bool IsTableScript(string path) =>
