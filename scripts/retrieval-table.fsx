@@ -1,28 +1,42 @@
 // Retrieval and merging of teacher adapters on the held-out tasks (the B2 baseline, `llgbm retrieve-merge`): for each
 // task, the base model, the mean teacher, and each merge of the k teachers retrieved by predicted delta (mean ± std
-// over conditions). Reads RUNS/retrieval/*.json; writes OUT/tables/retrieval.md (+ .tex).
+// over conditions) at k = 3 (or the only k there is); and the k sweep, each merge's mean accuracy over the tasks
+// against k. Reads RUNS/retrieval/k<K>/*.json; writes OUT/tables/retrieval.md (+ .tex).
 //
 //   ./llgbm --help >/dev/null                            # builds the library loaded by Common.fsx (once)
 //   dotnet fsi scripts/retrieval-table.fsx [RUNS] [OUT]  # defaults: runs, paper
 #load "Common.fsx"
 
 open System.IO
+open System.Text.Json.Nodes
 open Common
 
 let dir = Path.Combine(runsRoot, "retrieval")
 
-let files =
-    if Directory.Exists dir then
-        Directory.GetFiles(dir, "*.json") |> Array.sort |> List.ofArray
-    else
+/// The results by k: (k, [(file, result)]), k ascending.
+let byK =
+    if not (Directory.Exists dir) then
         []
+    else
+        Directory.GetDirectories(dir, "k*")
+        |> Array.choose (fun d ->
+            match System.Int32.TryParse(Path.GetFileName(d).Substring 1) with
+            | true, k ->
+                let files = Directory.GetFiles(d, "*.json") |> Array.sort |> List.ofArray
 
-if files.IsEmpty then
-    fail $"{dir}: no retrieve-merge results (llgbm retrieve-merge --out {dir}/TASK.json; llgbm pipeline writes them)."
+                if files.IsEmpty then
+                    None
+                else
+                    Some(k, files |> List.map (fun f -> f, readJson f))
+            | _ -> None)
+        |> Array.sortBy fst
+        |> List.ofArray
 
-let results = files |> List.map (fun f -> f, readJson f)
+if byK.IsEmpty then
+    fail
+        $"{dir}: no retrieve-merge results (llgbm retrieve-merge --out {dir}/k<K>/TASK.json; llgbm pipeline writes them)."
 
-let merges =
+let mergesOf (results: (string * JsonNode) list) =
     results
     |> List.collect (fun (f, r) ->
         (required f r "merges").AsArray()
@@ -30,52 +44,86 @@ let merges =
         |> List.ofSeq)
     |> List.distinct
 
-let rows = [
-    for (f, r) in results ->
-        let value (name: string) = (required f r name).GetValue<float>()
+let mergeMean (f: string) (r: JsonNode) (name: string) =
+    (required f r "merges").AsArray()
+    |> Seq.tryFind (fun m -> (required f m "merge").GetValue<string>() = name)
+    |> Option.map (fun m -> (required f m "mean").GetValue<float>(), (required f m "std").GetValue<float>())
 
-        let mergeCell (name: string) =
-            (required f r "merges").AsArray()
-            |> Seq.tryFind (fun m -> (required f m "merge").GetValue<string>() = name)
-            |> Option.map (fun m ->
-                let mean = (required f m "mean").GetValue<float>()
-                let std = (required f m "std").GetValue<float>()
-                $"{percent mean} ± {percent std}")
-            |> Option.defaultValue "—"
+let headlineK, headline =
+    byK |> List.tryFind (fun (k, _) -> k = 3) |> Option.defaultValue byK.Head
 
-        [
-            (required f r "task").GetValue<string>()
-            string ((required f r "pool").GetValue<int>())
-            percent (value "base")
-            percent (value "mean_teacher")
-        ]
-        @ (merges |> List.map mergeCell)
-]
+let merges = mergesOf headline
 
-let mean (column: int) =
-    results
-    |> List.averageBy (fun (f, r) ->
-        match column with
-        | 0 -> (required f r "base").GetValue<float>()
-        | 1 -> (required f r "mean_teacher").GetValue<float>()
-        | i ->
-            (required f r "merges").AsArray()
-            |> Seq.tryFind (fun m -> (required f m "merge").GetValue<string>() = merges[i - 2])
-            |> Option.map (fun m -> (required f m "mean").GetValue<float>())
-            |> Option.defaultValue nan)
-
-let table = {
+let perTask = {
     Caption =
-        "Retrieval + merge on the held-out tasks: k teachers retrieved by the delta predicted from the condition (nearest condition), merged on ΔW"
+        $"Retrieval + merge on the held-out tasks at k = {headlineK}: teachers retrieved by the delta predicted from the condition (nearest condition), merged on ΔW"
     Left = 1
     Header = [ "task"; "pool"; "base"; "mean teacher" ] @ merges
     Rows =
-        rows
-        @ [ [ "mean"; "" ] @ [ for i in 0 .. merges.Length + 1 -> percent (mean i) ] ]
+        [
+            for (f, r) in headline ->
+                let value (name: string) = (required f r name).GetValue<float>()
+
+                [
+                    (required f r "task").GetValue<string>()
+                    string ((required f r "pool").GetValue<int>())
+                    percent (value "base")
+                    percent (value "mean_teacher")
+                ]
+                @ (merges
+                   |> List.map (fun m ->
+                       match mergeMean f r m with
+                       | Some(mean, std) -> $"{percent mean} ± {percent std}"
+                       | None -> "—"))
+        ]
+        @ [
+            [
+                "mean"
+                ""
+                percent (
+                    headline
+                    |> List.averageBy (fun (f, r) -> (required f r "base").GetValue<float>())
+                )
+                percent (
+                    headline
+                    |> List.averageBy (fun (f, r) -> (required f r "mean_teacher").GetValue<float>())
+                )
+            ]
+            @ (merges
+               |> List.map (fun m ->
+                   percent (
+                       headline
+                       |> List.averageBy (fun (f, r) -> mergeMean f r m |> Option.map fst |> Option.defaultValue nan)
+                   )))
+        ]
     Notes = [
         "The pool holds the training tasks' kept teachers only (every held-out task's teachers left out); accuracy mean ± std over 3 conditions."
     ]
 }
 
-writeTables "retrieval" [ table ]
+let allMerges = byK |> List.collect (snd >> mergesOf) |> List.distinct
+
+let sweep = {
+    Caption = "The k sweep: mean accuracy over the held-out tasks of each merge of the k retrieved teachers"
+    Left = 1
+    Header = [ "k"; "tasks" ] @ allMerges
+    Rows = [
+        for (k, results) in byK ->
+            [ string k; string results.Length ]
+            @ (allMerges
+               |> List.map (fun m ->
+                   let values =
+                       results |> List.choose (fun (f, r) -> mergeMean f r m |> Option.map fst)
+
+                   if values.IsEmpty then
+                       "—"
+                   else
+                       percent (List.average values)))
+    ]
+    Notes = [
+        "One adapter per retrieved task; uniform weights; TIES and DARE-TIES at density 0.2."
+    ]
+}
+
+writeTables "retrieval" [ perTask; sweep ]
 printfn "wrote %s" (Path.Combine(outRoot, "tables", "retrieval.md"))

@@ -37,7 +37,10 @@ public sealed record PipelinePlan
     /// <summary>Held-out tasks evaluated by retrieval and merging of teacher adapters.</summary>
     public required IReadOnlyList<string> RetrievalTasks { get; init; }
 
-    /// <summary>Arguments of <c>llgbm retrieve-merge</c> beyond the paths and the task.</summary>
+    /// <summary>The numbers of teachers retrieved (the k sweep); each k writes <c>retrieval/k{K}/TASK.json</c>.</summary>
+    public required IReadOnlyList<int> RetrievalKs { get; init; }
+
+    /// <summary>Arguments of <c>llgbm retrieve-merge</c> beyond the paths, the task and k.</summary>
     public required IReadOnlyList<string> RetrievalArgs { get; init; }
 
     /// <summary>Arguments of <c>llgbm bench generator</c> beyond the configs and the root.</summary>
@@ -66,7 +69,8 @@ public sealed record PipelinePlan
             new("dnd-hyperconv", 0),
         ],
         RetrievalTasks = [.. SyntheticSuite.DefaultHeldOut, .. SyntheticSuite.HeldOutFamilyMembers],
-        RetrievalArgs = ["--k", "3", "--merges", "linear,ties", "--limit", "50"],
+        RetrievalKs = [1, 2, 3, 5, 8],
+        RetrievalArgs = ["--merges", "linear,ties,dare-ties", "--limit", "50"],
         BenchArgs = ["--steps", "15"],
     };
 
@@ -95,7 +99,8 @@ public sealed record PipelinePlan
             ["test_tasks"] = new JsonArray("add-3", "shift-2", "double-first"),
         },
         RetrievalTasks = ["add-3"],
-        RetrievalArgs = ["--k", "2", "--merges", "linear,ties", "--limit", "10", "--library-batches", "2"],
+        RetrievalKs = [1, 2],
+        RetrievalArgs = ["--merges", "linear,ties", "--limit", "10", "--library-batches", "2"],
         BenchArgs = ["--steps", "3", "--warmup", "1"],
     };
 

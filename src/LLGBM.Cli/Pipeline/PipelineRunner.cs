@@ -128,14 +128,16 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
 
     int Retrieval()
     {
-        foreach (var task in plan.RetrievalTasks)
-        {
-            var code = Once(Path.Combine(root, "retrieval", task + ".json"), file => Llgbm(
-                ["retrieve-merge", "--task", task, .. plan.RetrievalTasks.Where(t => t != task).SelectMany(t => new[] { "--exclude", t }),
-                    "--base", Base, "--tasks", Suite, "--teachers", Teachers, "--deltas", Deltas, "--out", file, .. plan.RetrievalArgs]));
-            if (code != 0)
-                return code;
-        }
+        foreach (var k in plan.RetrievalKs)
+            foreach (var task in plan.RetrievalTasks)
+            {
+                var code = Once(Path.Combine(root, "retrieval", $"k{k}", task + ".json"), file => Llgbm(
+                    ["retrieve-merge", "--task", task, .. plan.RetrievalTasks.Where(t => t != task).SelectMany(t => new[] { "--exclude", t }),
+                        "--k", k.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        "--base", Base, "--tasks", Suite, "--teachers", Teachers, "--deltas", Deltas, "--out", file, .. plan.RetrievalArgs]));
+                if (code != 0)
+                    return code;
+            }
         return 0;
     }
 
