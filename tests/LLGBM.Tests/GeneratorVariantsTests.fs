@@ -123,7 +123,7 @@ let tests =
             use c = torch.randn (3L, 3L, 5L)
             use set = gen.Generate c
             use one = BatchedLoraSets.Select(set, 2L)
-            use first = BatchedLoraSets.Narrow(set, 2L)
+            use first = BatchedLoraSets.Narrow(set, 0L, 2L)
             use repeated = BatchedLoraSets.RepeatEach(set, 2L)
 
             for KeyValue(path, m) in set.Modules do

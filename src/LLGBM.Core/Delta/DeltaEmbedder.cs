@@ -169,7 +169,7 @@ public sealed class DeltaEmbedder : IDeltaEmbedder
             {
                 batchIds = batchIds.repeat(n, 1);
                 batchMask = batchMask.repeat(n, 1);
-                lora = Tile(adapter, rows);
+                lora = BatchedLoraSets.RepeatEach(adapter, rows);
             }
             ForwardCalls++;
             using var output = target.Forward(batchIds, new ForwardOptions { AttentionMask = batchMask, Logits = LogitPositions.None, Lora = lora, OutputHiddenStates = Spec.Layers is not null });
@@ -177,20 +177,6 @@ public sealed class DeltaEmbedder : IDeltaEmbedder
             sum = sum is null ? pooled : sum + pooled;
         }
         return (sum! / ProbeCount).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>A LoRA set whose adapter n is repeated for <paramref name="rows"/> consecutive rows.</summary>
-    static LoraSet Tile(LoraSet adapter, long rows)
-    {
-        var modules = new Dictionary<string, LoraModule>();
-        foreach (var (path, m) in adapter.Modules)
-            modules[path] = m with
-            {
-                A = m.A?.repeat_interleave(rows, 0),
-                B = m.B?.repeat_interleave(rows, 0),
-                Delta = m.Delta?.repeat_interleave(rows, 0),
-            };
-        return new LoraSet(modules, ownsTensors: false, adapter.Dropout);
     }
 
     Tensor Represent(Qwen2Output output, Tensor mask)

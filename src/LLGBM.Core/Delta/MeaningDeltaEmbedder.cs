@@ -142,7 +142,7 @@ public sealed class MeaningDeltaEmbedder : IDeltaEmbedder
         for (long start = 0; start < n; start += AdapterBatchSize)
         {
             var count = Math.Min(AdapterBatchSize, n - start);
-            var group = count == n ? batchedAdapter : Slice(batchedAdapter, start, count);
+            var group = count == n ? batchedAdapter : BatchedLoraSets.Narrow(batchedAdapter, start, count);
             groups.Add(LogProbabilities(model, group, count) - baseLogProbs.unsqueeze(0));
         }
         return (groups.Count == 1 ? groups[0] : cat(groups, 0)).MoveToOuterDisposeScope();
@@ -188,7 +188,7 @@ public sealed class MeaningDeltaEmbedder : IDeltaEmbedder
             if (adapter is not null && adapter.IsBatched)
             {
                 (ids, mask, index, targets, valid) = (ids.repeat(n, 1), mask.repeat(n, 1), index.repeat(n, 1), targets.repeat(n, 1), valid.repeat(n, 1));
-                lora = Tile(adapter, rows);
+                lora = BatchedLoraSets.RepeatEach(adapter, rows);
             }
             ForwardCalls++;
             using var output = target.Forward(ids, new ForwardOptions { AttentionMask = mask, Logits = LogitPositions.At(index), Lora = lora });
@@ -197,34 +197,6 @@ public sealed class MeaningDeltaEmbedder : IDeltaEmbedder
         }
         var sums = parts.Count == 1 ? parts[0] : cat(parts, 1);
         return (sums.to(model.Device) / divisors.unsqueeze(0)).MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Adapters <paramref name="start"/> … start + count − 1 of a batched set; modules that are not batched are kept.</summary>
-    static LoraSet Slice(LoraSet adapter, long start, long count)
-    {
-        var modules = new Dictionary<string, LoraModule>();
-        foreach (var (path, m) in adapter.Modules)
-            modules[path] = !m.IsBatched ? m : m with
-            {
-                A = m.A?.narrow(0, start, count),
-                B = m.B?.narrow(0, start, count),
-                Delta = m.Delta?.narrow(0, start, count),
-            };
-        return new LoraSet(modules, ownsTensors: false, adapter.Dropout);
-    }
-
-    /// <summary>A LoRA set whose adapter n is repeated for <paramref name="rows"/> consecutive rows; modules that are not batched are kept.</summary>
-    static LoraSet Tile(LoraSet adapter, long rows)
-    {
-        var modules = new Dictionary<string, LoraModule>();
-        foreach (var (path, m) in adapter.Modules)
-            modules[path] = !m.IsBatched ? m : m with
-            {
-                A = m.A?.repeat_interleave(rows, 0),
-                B = m.B?.repeat_interleave(rows, 0),
-                Delta = m.Delta?.repeat_interleave(rows, 0),
-            };
-        return new LoraSet(modules, ownsTensors: false, adapter.Dropout);
     }
 
     /// <inheritdoc/>

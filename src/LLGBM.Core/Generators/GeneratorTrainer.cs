@@ -200,7 +200,7 @@ public static class GeneratorTrainer
         var loss = weight * lambdas["weight"];
         if (lambdas["delta"] > 0 && deltaRows > 0)
         {
-            using var subset = deltaRows == generated.Count ? null : BatchedLoraSets.Narrow(generated, deltaRows);
+            using var subset = deltaRows == generated.Count ? null : BatchedLoraSets.Narrow(generated, 0, deltaRows);
             var predicted = deltaOf(subset ?? generated);
             var target = data.Teachers.Deltas([.. teacherIndices.Take(deltaRows)]).to(predicted.device);
             var delta = DeltaTerm(config.DeltaLoss, predicted, target);

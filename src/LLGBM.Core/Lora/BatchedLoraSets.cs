@@ -1,7 +1,6 @@
-using LLGBM.Lora;
 using static TorchSharp.torch;
 
-namespace LLGBM.Generators;
+namespace LLGBM.Lora;
 
 /// <summary>Views and rearrangements of batched LoRA sets (A [N, r, in], B [N, out, r] per module).</summary>
 public static class BatchedLoraSets
@@ -26,31 +25,36 @@ public static class BatchedLoraSets
     /// <summary>
     /// A batched set in which adapter n of <paramref name="batched"/> is repeated for <paramref name="rows"/>
     /// consecutive rows (N · rows adapters), for running every row of a shared input batch under every adapter.
+    /// Modules that are not batched are kept as they are. The repeated tensors are fresh and belong to the current
+    /// dispose scope; the set owns nothing.
     /// </summary>
     public static LoraSet RepeatEach(LoraSet batched, long rows)
     {
         var modules = new Dictionary<string, LoraModule>();
         foreach (var (path, m) in batched.Modules)
-            modules[path] = m with
+            modules[path] = !m.IsBatched ? m : m with
             {
                 A = m.A?.repeat_interleave(rows, 0),
                 B = m.B?.repeat_interleave(rows, 0),
                 Delta = m.Delta?.repeat_interleave(rows, 0),
             };
-        return new LoraSet(modules, ownsTensors: true, batched.Dropout);
+        return new LoraSet(modules, ownsTensors: false, batched.Dropout);
     }
 
-    /// <summary>The first <paramref name="count"/> adapters of a batched set (views; the result owns only the view handles).</summary>
-    public static LoraSet Narrow(LoraSet batched, long count)
+    /// <summary>
+    /// Adapters <paramref name="start"/> … <paramref name="start"/> + <paramref name="count"/> − 1 of a batched set
+    /// (views of its tensors, in the current dispose scope); modules that are not batched are kept. The set owns nothing.
+    /// </summary>
+    public static LoraSet Narrow(LoraSet batched, long start, long count)
     {
         var modules = new Dictionary<string, LoraModule>();
         foreach (var (path, m) in batched.Modules)
-            modules[path] = m with
+            modules[path] = !m.IsBatched ? m : m with
             {
-                A = m.A?.narrow(0, 0, count).DetachFromDisposeScope(),
-                B = m.B?.narrow(0, 0, count).DetachFromDisposeScope(),
-                Delta = m.Delta?.narrow(0, 0, count).DetachFromDisposeScope(),
+                A = m.A?.narrow(0, start, count),
+                B = m.B?.narrow(0, start, count),
+                Delta = m.Delta?.narrow(0, start, count),
             };
-        return new LoraSet(modules, ownsTensors: true, batched.Dropout);
+        return new LoraSet(modules, ownsTensors: false, batched.Dropout);
     }
 }
