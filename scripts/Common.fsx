@@ -112,10 +112,11 @@ let methodLabel (run: Run) (method: string) =
     match method with
     | "generated" -> run.Group
     | "mean-teacher" -> "mean teacher"
+    | "random" -> "random adapter"
     | other -> other
 
 /// The reference methods, in table order.
-let referenceMethods = [ "base"; "oracle"; "mean teacher" ]
+let referenceMethods = [ "base"; "oracle"; "mean teacher"; "random adapter" ]
 
 /// One method on one task in one run: a row of the results frame.
 type ResultRow = {

@@ -72,7 +72,7 @@ let mainTable = {
         + "averaged the same way. Sensitivity (generated adapters on the held-out tasks): the mean weight-space "
         + "distance ‖ΔW_i − ΔW_j‖ between adapters generated for different tasks over that between adapters generated "
         + "for one task from different prompt batches, and the across-task distance relative to the adapters' mean "
-        + "norm (about 0 for a generator that emits one adapter whatever the condition). base, oracle and mean teacher: each task's result averaged over the runs of a seed, which share them. "
+        + "norm (about 0 for a generator that emits one adapter whatever the condition). base, oracle, mean teacher and random adapter (the training teachers' norm per module, no task): each task's result averaged over the runs of a seed that have it. "
         + "Generator configs are the run directories without their seed suffix."
         ""
         "Runs: "

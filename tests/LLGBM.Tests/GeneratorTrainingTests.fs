@@ -291,4 +291,29 @@ let tests =
             Expect.equal code 2 "bad input"
             Expect.stringContains err "answer" "says the answer is missing"
         }
+
+        test "The shuffled-delta control trains on permuted delta targets but evaluates against each task's own teacher" {
+            let root, inputs = fixture.Force()
+            // A directory of its own, so that no reference result cached by another test's run is reused.
+            let run = Path.Combine(fresh root "isolated", "shuffled")
+
+            let config = small "shuffled" 1.0 1.0 |> withConfig [ "shuffle_deltas", jnode true ]
+
+            let result = GeneratorRun.Train(config, inputs, run, encoding)
+
+            let oracles =
+                result.Results |> Seq.filter (fun r -> r.Method = "oracle") |> List.ofSeq
+
+            Expect.equal
+                (oracles |> List.filter (fun r -> r.Split = "in-domain") |> List.length)
+                2
+                "both training tasks in-domain"
+
+            for r in oracles do
+                Expect.floatClose
+                    Accuracy.medium
+                    r.DeltaCosine.Value
+                    1.0
+                    $"{r.Task}: the oracle's delta is the task's own"
+        }
     ]

@@ -14,6 +14,35 @@ public static class GeneratorCommand
     {
         var command = new Command("generator", "LoRA generators: hyper-networks from a batch of a task's prompts to an adapter.");
         command.Subcommands.Add(CreateTrain());
+        command.Subcommands.Add(CreateEvaluate());
+        return command;
+    }
+
+    static Command CreateEvaluate()
+    {
+        var run = new Option<string>("--run") { Description = "The generator run directory.", Required = true };
+        var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: the run's RUNS/encodings)." };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var command = new Command(
+            "evaluate",
+            "Evaluates a run again at its latest checkpoint, with every reference method (base, oracle, mean teacher, random adapter), and rewrites RUN/results/heldout.json.")
+        {
+            run, encodings, device,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var runDir = parse.GetValue(run)!;
+            var config = GeneratorConfig.Load(Path.Combine(runDir, GeneratorRun.ConfigFile));
+            var info = GeneratorRun.ReadRunFile(runDir);
+            var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
+            var runs = Path.GetDirectoryName(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(runDir))))!;
+            var cache = parse.GetValue(encodings) ?? Path.Combine(runs, "encodings");
+            using var encoder = OpenEncoder(config.Encoder, info.Inputs.Base, config.Seed, cache, torchDevice);
+            var err = CommandAction.Err(parse);
+            var result = GeneratorRun.Reevaluate(runDir, ConditionEncoding.From(encoder), line => err.WriteLine($"[generator] {line}"), torchDevice);
+            PrintResults(CommandAction.Out(parse), result);
+            return 0;
+        });
         return command;
     }
 

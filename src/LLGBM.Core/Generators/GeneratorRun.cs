@@ -130,7 +130,8 @@ public static class GeneratorRun
     /// <summary>
     /// Evaluates the generator on the held-out tasks and on <see cref="GeneratorConfig.InDomainTasks"/> training tasks
     /// (with conditions drawn afresh, test examples never trained on), and, with <paramref name="withReferences"/>,
-    /// the base model, each task's oracle teacher and the mean training teacher (cached across runs under
+    /// the base model, each task's oracle teacher, the mean training teacher and a random adapter of the training
+    /// teachers' norm (cached across runs under
     /// <paramref name="referenceCache"/> when given, since they do not depend on the generator); plus the condition
     /// sensitivity on held-out and training tasks.
     /// </summary>
@@ -140,13 +141,14 @@ public static class GeneratorRun
     {
         var results = new List<MethodTaskResult>();
         LoraSet? mean = null;
+        LoraSet? random = null;
         var meanKey = string.Join(",", data.TrainTasks.Select(t => t.Spec.Name));
         var context = withReferences
             ? $"{ContentHash.OfCheckpoint(data.Inputs.Base)}|{ContentHash.OfFile(Path.Combine(data.Inputs.Teachers, Teachers.TeacherPool.ManifestName))}|{config.EvalLimit}"
             : "";
         MethodTaskResult Reference(Tasks.TaskData task, string method, string split)
         {
-            var key = ContentHash.OfText($"{context}|{task.Spec.Name}|{method}|{(method == "mean-teacher" ? meanKey : "")}");
+            var key = ContentHash.OfText($"{context}|{task.Spec.Name}|{method}|{(method is "mean-teacher" or "random" ? meanKey : "")}");
             var path = referenceCache is null ? null : Path.Combine(referenceCache, key + ".json");
             if (path is not null && File.Exists(path))
                 return JsonSerializer.Deserialize<MethodTaskResult>(File.ReadAllText(path), ResultsJson)! with { Split = split };
@@ -154,6 +156,7 @@ public static class GeneratorRun
             {
                 "base" => null,
                 "oracle" => data.Teachers.Entries[data.Teachers.ByTask[task.Spec.Name][^1]].Adapter,
+                "random" => random ??= data.Teachers.RandomAdapter([.. data.TrainTasks.Select(t => data.Teachers.ByTask[t.Spec.Name][^1])], RandomControlSeed),
                 _ => mean ??= data.Teachers.MeanAdapter([.. data.TrainTasks.SelectMany(t => data.Teachers.ByTask[t.Spec.Name])]),
             };
             var result = GeneratorEvaluator.EvaluateFixed(data, config, task, adapter, method) with { Split = split };
@@ -174,7 +177,7 @@ public static class GeneratorRun
                 var line = $"  {split,-9} {task.Spec.Name,-14} generated {generated.Mean:P1} ± {generated.Std:P1}  δ-cos {generated.DeltaCosine:F3}";
                 if (withReferences)
                 {
-                    var references = new[] { "base", "oracle", "mean-teacher" }.Select(m => Reference(task, m, split)).ToList();
+                    var references = new[] { "base", "oracle", "mean-teacher", "random" }.Select(m => Reference(task, m, split)).ToList();
                     results.AddRange(references);
                     line += "  " + string.Join("  ", references.Select(r => $"{r.Method} {r.Mean:P1}"));
                 }
@@ -184,6 +187,7 @@ public static class GeneratorRun
         finally
         {
             mean?.Dispose();
+            random?.Dispose();
         }
         var heldOut = data.TestTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TestTasks) : null;
         var train = data.TrainTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TrainTasks) : null;
@@ -191,9 +195,30 @@ public static class GeneratorRun
         return new GeneratorEvaluation(step, results, heldOut, train);
     }
 
+    /// <summary>The seed of the random-adapter control (fixed, so that every run compares against the same one).</summary>
+    public const long RandomControlSeed = 0x0A11CE;
+
+    /// <summary>
+    /// Evaluates a run again at its latest checkpoint (for instance after a reference method was added) and rewrites
+    /// <c>results/heldout.json</c>; returns the evaluation.
+    /// </summary>
+    public static GeneratorEvaluation Reevaluate(string runDir, ConditionEncoding encoding, Action<string>? log = null, Device? device = null)
+    {
+        var config = GeneratorConfig.Load(Path.Combine(runDir, ConfigFile));
+        var info = ReadRunFile(runDir);
+        if (info.Encoder != encoding.Identity)
+            throw new LlgbmException($"{runDir}: the run was trained with encoder {info.Encoder}, not {encoding.Identity}.");
+        using var data = GeneratorData.Load(info.Inputs, config, encoding.Encode, encoding.Identity, log, device);
+        var step = GeneratorCheckpoint.LatestStep(runDir) ?? throw new LlgbmException($"{runDir}: no checkpoint to evaluate.");
+        using var generator = LoadGenerator(runDir, data.Model.Config, step, device);
+        var evaluation = Evaluate(generator, data, config, step, withReferences: true, log, ReferenceCache(runDir));
+        WriteResults(Path.Combine(runDir, ResultsFolder, HeldOutFile), evaluation);
+        return evaluation;
+    }
+
     /// <summary>Where the reference methods' results are kept for the runs beside <paramref name="runDir"/>.</summary>
     public static string ReferenceCache(string runDir) =>
-        Path.Combine(Path.GetDirectoryName(Path.GetFullPath(runDir))!, ".reference-results");
+        Path.Combine(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(runDir)))!, ".reference-results");
 
     /// <summary><paramref name="count"/> training tasks spread evenly over their list (all of them when fewer).</summary>
     public static IReadOnlyList<Tasks.TaskData> InDomainSample(IReadOnlyList<Tasks.TaskData> train, int count) =>

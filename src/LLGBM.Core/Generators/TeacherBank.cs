@@ -22,9 +22,14 @@ public sealed class TeacherBank : IDisposable
 {
     readonly List<TeacherEntry> entries;
 
+    // The delta targets of training, entry by entry: the entries' own deltas unless the shuffled-delta control
+    // permuted them (evaluation always compares with the entries' own deltas).
+    readonly Tensor[] targets;
+
     TeacherBank(List<TeacherEntry> entries, LoraConfig lora)
     {
         this.entries = entries;
+        targets = [.. entries.Select(e => e.Delta)];
         Lora = lora;
         ByTask = entries.Select((e, i) => (e.Task, i)).GroupBy(p => p.Task, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => (IReadOnlyList<int>)[.. g.Select(p => p.i)], StringComparer.Ordinal);
@@ -100,7 +105,7 @@ public sealed class TeacherBank : IDisposable
     /// The shuffled-delta control: the delta targets of <paramref name="tasks"/> are permuted across those tasks (a seeded
     /// cyclic shift of a seeded shuffle, so no task keeps its own), checkpoint j of a task taking the delta of checkpoint
     /// j (modulo their count) of its partner. Adapters are untouched, so the weight term is unchanged while the delta term
-    /// asks for another task's behaviour. Returns the permutation (task → the task whose deltas it now holds).
+    /// asks for another task's behaviour; the entries' own deltas are kept for evaluation. Returns the permutation (task → the task whose deltas it now holds).
     /// </summary>
     public IReadOnlyDictionary<string, string> ShuffleDeltas(IReadOnlyList<string> tasks, long seed)
     {
@@ -109,17 +114,13 @@ public sealed class TeacherBank : IDisposable
         var order = tasks.OrderBy(t => t, StringComparer.Ordinal).ToArray();
         new Random(unchecked((int)(seed ^ (seed >> 32)) ^ 0x5F1E)).Shuffle(order);
         var partner = order.Select((t, i) => (t, order[(i + 1) % order.Length])).ToDictionary(p => p.t, p => p.Item2, StringComparer.Ordinal);
-        var original = entries.Select(e => e.Delta).ToArray();
         foreach (var (task, other) in partner)
         {
             var mine = ByTask[task];
             var theirs = ByTask[other];
             for (var j = 0; j < mine.Count; j++)
-                entries[mine[j]] = entries[mine[j]] with { Delta = original[theirs[j % theirs.Count]].clone().DetachFromDisposeScope() };
+                targets[mine[j]] = entries[theirs[j % theirs.Count]].Delta;
         }
-        foreach (var (task, _) in partner)
-            foreach (var i in ByTask[task])
-                original[i].Dispose();
         return partner;
     }
 
@@ -137,8 +138,12 @@ public sealed class TeacherBank : IDisposable
         return new LoraSet(modules, ownsTensors: true);
     }
 
-    /// <summary>The deltas at <paramref name="indices"/>, [N, Dim] (a fresh tensor).</summary>
-    public Tensor Deltas(IReadOnlyList<int> indices) => stack(indices.Select(i => entries[i].Delta).ToArray());
+    /// <summary>
+    /// The delta targets of training at <paramref name="indices"/>, [N, Dim] (a fresh tensor): the teachers' own deltas,
+    /// or under the shuffled-delta control (<see cref="ShuffleDeltas"/>) their partners'. Evaluation reads
+    /// <see cref="TeacherEntry.Delta"/>, which the control never changes.
+    /// </summary>
+    public Tensor Deltas(IReadOnlyList<int> indices) => stack(indices.Select(i => targets[i]).ToArray());
 
     /// <summary>
     /// The mean of the adapters at <paramref name="indices"/> in weight space: per module the mean of their ΔW, as a
@@ -159,6 +164,33 @@ public sealed class TeacherBank : IDisposable
                         w.Dispose();
                 }
                 modules[path] = LoraModule.Dense(sum!.div_(indices.Count).DetachFromDisposeScope());
+            }
+        return new LoraSet(modules, ownsTensors: true);
+    }
+
+    /// <summary>
+    /// The random-adapter control: per module, factors drawn from N(0, 1) with <paramref name="seed"/> and B rescaled so
+    /// that ‖scale · B · A‖_F equals the mean ‖ΔW‖_F of that module over the adapters at <paramref name="indices"/>. An
+    /// adapter as large as a teacher that carries no task.
+    /// </summary>
+    public LoraSet RandomAdapter(IReadOnlyList<int> indices, long seed)
+    {
+        var modules = new Dictionary<string, LoraModule>();
+        using var generator = new TorchSharp.torch.Generator((ulong)seed);
+        using (no_grad())
+            foreach (var (path, first) in entries[indices[0]].Adapter.Modules)
+            {
+                var target = indices.Average(i =>
+                {
+                    using var w = entries[i].Adapter.Modules[path].DeltaWeight();
+                    return linalg.matrix_norm(w).item<float>();
+                });
+                var a = randn(first.A!.shape, generator: generator).to(first.A.device);
+                var b = randn(first.B!.shape, generator: generator).to(first.B.device);
+                using var w = b.matmul(a) * first.Scale;
+                var norm = linalg.matrix_norm(w).item<float>();
+                b.mul_(target / Math.Max(norm, 1e-12));
+                modules[path] = LoraModule.LowRank(a.DetachFromDisposeScope(), b.DetachFromDisposeScope(), first.Scale);
             }
         return new LoraSet(modules, ownsTensors: true);
     }
