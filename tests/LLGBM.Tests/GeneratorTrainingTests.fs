@@ -117,7 +117,7 @@ let tests =
                 Expect.isTrue (rows[0].ContainsKey key) $"{key} logged"
 
             let methods = result.Results |> Seq.map (fun r -> r.Method) |> Set.ofSeq
-            Expect.equal methods (set [ "generated"; "base"; "oracle"; "mean-teacher" ]) "methods"
+            Expect.equal methods (set [ "generated"; "base"; "oracle"; "mean-teacher"; "random" ]) "methods"
             let generated = result.Results |> Seq.find (fun r -> r.Method = "generated")
             Expect.equal generated.Accuracies.Count 2 "one accuracy per evaluation condition"
             Expect.equal generated.Task "reverse" "the held-out task"
