@@ -1,7 +1,7 @@
 // Retrieval and merging of teacher adapters on the held-out tasks (the B2 baseline, `llgbm retrieve-merge`): for each
 // task, the base model, the mean teacher, and each merge of the k teachers retrieved by predicted delta (mean ± std
 // over conditions) at k = 3 (or the only k there is); and the k sweep, each merge's mean accuracy over the tasks
-// against k. Reads RUNS/retrieval/k<K>/*.json; writes OUT/tables/retrieval.md (+ .tex).
+// against k, with the sign-conflict rate of the retrieved teachers (raw and after the TIES trim). Reads RUNS/retrieval/k<K>/*.json; writes OUT/tables/retrieval.md (+ .tex).
 //
 //   ./llgbm --help >/dev/null                            # builds the library loaded by Common.fsx (once)
 //   dotnet fsi scripts/retrieval-table.fsx [RUNS] [OUT]  # defaults: runs, paper
@@ -103,13 +103,30 @@ let perTask = {
 
 let allMerges = byK |> List.collect (snd >> mergesOf) |> List.distinct
 
+/// The mean over tasks of a per-task rate, or "—" when the results predate it.
+let meanRate (results: (string * JsonNode) list) (name: string) =
+    let values =
+        results
+        |> List.choose (fun (_, r) -> r[name] |> Option.ofObj |> Option.map (fun v -> v.GetValue<float>()))
+
+    if values.Length < results.Length then
+        "—"
+    else
+        percent (List.average values)
+
 let sweep = {
-    Caption = "The k sweep: mean accuracy over the held-out tasks of each merge of the k retrieved teachers"
+    Caption =
+        "The k sweep: mean accuracy over the held-out tasks of each merge of the k retrieved teachers, and how often their signs conflict"
     Left = 1
-    Header = [ "k"; "tasks" ] @ allMerges
+    Header = [ "k"; "tasks"; "sign conflicts"; "after trim" ] @ allMerges
     Rows = [
         for (k, results) in byK ->
-            [ string k; string results.Length ]
+            [
+                string k
+                string results.Length
+                meanRate results "sign_conflicts"
+                meanRate results "sign_conflicts_trimmed"
+            ]
             @ (allMerges
                |> List.map (fun m ->
                    let values =
@@ -122,6 +139,7 @@ let sweep = {
     ]
     Notes = [
         "One adapter per retrieved task; uniform weights; TIES and DARE-TIES at density 0.2."
+        "Sign conflicts: the share of ΔW entries where one retrieved teacher is positive and another negative (TIES's Figure 3), before and after trimming each teacher to its top 20% by magnitude; mean over conditions and tasks."
     ]
 }
 

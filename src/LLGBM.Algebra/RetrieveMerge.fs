@@ -113,9 +113,22 @@ type Outcome = {
     Retrieved: Retrieve.Hit<PoolEntry> list
     /// Their mixing weights.
     Weights: float[]
+    /// The sign-conflict rate of the retrieved task vectors (`Metrics.signConflictRate`; 0 for one vector).
+    SignConflicts: float
+    /// The same after trimming each vector to the TIES density (`signConflictDensity`), as TIES measures it.
+    TrimmedSignConflicts: float
     /// Each merge's result, in the order of `Settings.Merges`.
     Results: MergeResult list
 }
+
+/// The trim density the trimmed sign-conflict rate uses: the first TIES merge's density, or `Merge.DefaultDensity`
+/// when no merge is TIES (DARE's density is a keep probability, not a magnitude trim).
+[<CompiledName("SignConflictDensity")>]
+let signConflictDensity (settings: Settings) : float =
+    settings.Merges
+    |> Array.tryFind (fun m -> m.Method = Merge.Ties)
+    |> Option.map (fun m -> m.Density)
+    |> Option.defaultValue Merge.DefaultDensity
 
 /// The name of a merged adapter, e.g. "ties (density 0.2) of add-3@600 0.333, …".
 let private label (merge: Merge.Settings) (hits: Retrieve.Hit<PoolEntry> list) (weights: float[]) =
@@ -156,6 +169,17 @@ let run
 
     let weights = Retrieve.weights settings.Similarity settings.Weighting hits
     let vectors = hits |> List.map (fun h -> load h.Item)
+    let conflicts = Metrics.signConflictRate vectors
+
+    let trimmedConflicts =
+        let density = signConflictDensity settings
+        let trimmed = vectors |> List.map (Merge.trim density)
+
+        try
+            Metrics.signConflictRate trimmed
+        finally
+            for t in trimmed do
+                t.Dispose()
 
     let results = [
         for merge in settings.Merges ->
@@ -178,6 +202,8 @@ let run
         Predicted = predicted
         Retrieved = hits
         Weights = weights
+        SignConflicts = conflicts
+        TrimmedSignConflicts = trimmedConflicts
         Results = results
     }
 
@@ -550,6 +576,9 @@ let toJson (result: ExperimentResult) : System.Text.Json.Nodes.JsonObject =
                 "prompts-only"
         )
         "pool", number (float result.Pool.Length)
+        "sign_conflicts", number (result.Summary.Outcomes |> List.averageBy (fun o -> o.SignConflicts))
+        "sign_conflicts_trimmed", number (result.Summary.Outcomes |> List.averageBy (fun o -> o.TrimmedSignConflicts))
+        "trim_density", number (signConflictDensity e.Settings)
         "base", number result.Base.Accuracy
         "mean_teacher", number result.MeanTeacher.Accuracy
         "merges",
@@ -580,6 +609,8 @@ let toJson (result: ExperimentResult) : System.Text.Json.Nodes.JsonObject =
                                 "weight", number w
                             ]
                     ]
+                    "sign_conflicts", number o.SignConflicts
+                    "sign_conflicts_trimmed", number o.TrimmedSignConflicts
                     "accuracy", obj [ for r in o.Results -> r.Merge.Method.Name, number r.Evaluation.Accuracy ]
                 ]
         ]

@@ -100,6 +100,10 @@ let tests =
             let chosen =
                 outcome.Retrieved |> List.map (fun h -> vectorOfEntry h.Item) |> Array.ofList
 
+            // Signs of a@2, b@1, c@1 per coordinate: (+ − +), (− + −), (+ + −), (+ + −): every coordinate conflicts.
+            // Trimmed to the top half by magnitude: (0 −2 0 3), (−1.5 0 0 2), (0 0 −2.5 −1): only the last conflicts.
+            Expect.floatClose Accuracy.veryHigh outcome.SignConflicts 1.0 "sign conflicts of the retrieved vectors"
+            Expect.floatClose Accuracy.veryHigh outcome.TrimmedSignConflicts 0.25 "after the TIES trim at density 0.5"
             Expect.equal outcome.Results.Length 2 "two merges"
             Expect.equal merged.Count 2 "two evaluations"
             let (averageLabel, average) = merged[0]
@@ -124,6 +128,7 @@ let tests =
                     (condition "held-out" 2L)
 
             Expect.equal (all.Retrieved |> List.map (fun h -> string h.Item)) [ "a@2"; "a@1" ] "nearest checkpoints"
+            Expect.equal all.SignConflicts 0.0 "two checkpoints of one task agree in sign everywhere"
 
             for v in loaded.Values do
                 v.Dispose()
@@ -135,6 +140,8 @@ let tests =
                 Predicted = { Delta = [||]; Source = "" }
                 Retrieved = []
                 Weights = [||]
+                SignConflicts = 0.0
+                TrimmedSignConflicts = 0.0
                 Results = [
                     for (m, a) in List.zip [ Merge.Settings.Of Merge.Linear; Merge.Settings.Of Merge.Ties ] accuracies ->
                         {
@@ -225,6 +232,23 @@ let tests =
                     ]
 
                     Expect.equal (List.sort retrieved) [ "add-2"; "reverse" ] "one adapter of each other task"
+                    let raw = outcome.GetProperty("sign_conflicts").GetDouble()
+                    let trimmed = outcome.GetProperty("sign_conflicts_trimmed").GetDouble()
+                    Expect.isTrue (raw > 0.0 && raw <= 1.0) $"two tasks' adapters disagree in sign somewhere ({raw})"
+                    Expect.isTrue (trimmed <= raw) $"trimming only removes signs ({trimmed} ≤ {raw})"
+
+                let meanConflicts =
+                    [
+                        for o in json.GetProperty("outcomes").EnumerateArray() ->
+                            o.GetProperty("sign_conflicts").GetDouble()
+                    ]
+                    |> List.average
+
+                Expect.floatClose
+                    Accuracy.veryHigh
+                    (json.GetProperty("sign_conflicts").GetDouble())
+                    meanConflicts
+                    "the run's rate is the mean over conditions"
 
                 let merges = [ for m in json.GetProperty("merges").EnumerateArray() -> m ]
 
