@@ -13,11 +13,16 @@ public static class PipelineCommand
         var output = new Option<string?>("--out") { Description = "Where every result goes (default: runs, or runs-quick with --quick)." };
         var paper = new Option<string?>("--paper") { Description = "Where the tables and figures go (default: paper, or OUT/paper with --quick)." };
         var noScripts = new Option<bool>("--no-scripts") { Description = "Skip the paper scripts (dotnet fsi)." };
+        var jobs = new Option<int>("--jobs")
+        {
+            Description = "Teacher shards and generator runs trained at once, as child processes sharing the cores (1: one after the other, in process).",
+            DefaultValueFactory = _ => Math.Min(2, Environment.ProcessorCount),
+        };
         var command = new Command(
             "pipeline",
             "Runs the whole experiment: synthetic suite, base model, teacher pool, delta cache, delta quality, every generator variant and control (three seeds of the main ones), retrieval and merging, the generator benchmark, and the paper tables. Finished stages are reused; an interrupted run resumes.")
         {
-            quick, output, paper, noScripts,
+            quick, output, paper, noScripts, jobs,
         };
         CommandAction.Set(command, parse =>
         {
@@ -25,7 +30,7 @@ public static class PipelineCommand
             var root = parse.GetValue(output) ?? (isQuick ? "runs-quick" : "runs");
             var paperDir = parse.GetValue(paper) ?? (isQuick ? Path.Combine(root, "paper") : "paper");
             var repository = FindRepository();
-            var runner = new PipelineRunner(isQuick ? PipelinePlan.Reduced : PipelinePlan.Full, root, paperDir, repository, CommandAction.Err(parse), !parse.GetValue(noScripts));
+            var runner = new PipelineRunner(isQuick ? PipelinePlan.Reduced : PipelinePlan.Full, root, paperDir, repository, CommandAction.Err(parse), !parse.GetValue(noScripts), parse.GetValue(jobs));
             return runner.Run();
         });
         return command;

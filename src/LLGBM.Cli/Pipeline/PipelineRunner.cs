@@ -9,10 +9,14 @@ namespace LLGBM.Cli.Pipeline;
 /// model, its evaluation, the teacher pool, the delta cache, the delta-quality check, every generator run, retrieval and
 /// merging on the held-out tasks, the generator benchmark, and the paper scripts. Every stage reuses what is already
 /// there (the commands skip finished work; results files already written are kept), so an interrupted pipeline resumes.
+/// With <paramref name="jobs"/> above 1, the teacher pool (in shards) and the generator runs go to that many child
+/// processes at once (see <see cref="LlgbmProcesses"/>); their logs are kept under <c>ROOT/logs</c>.
 /// </summary>
-public sealed class PipelineRunner(PipelinePlan plan, string root, string paper, string repository, TextWriter log, bool runScripts)
+public sealed class PipelineRunner(PipelinePlan plan, string root, string paper, string repository, TextWriter log, bool runScripts, int jobs = 1)
 {
     readonly Stopwatch clock = Stopwatch.StartNew();
+
+    readonly LlgbmProcesses processes = new(jobs, Path.Combine(root, "logs"), log);
 
     string Suite => Path.Combine(root, "suite");
 
@@ -32,7 +36,7 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
             ("base model", () => Llgbm(["base", "pretrain", "--out", Base, .. plan.PretrainArgs])),
             ("base model evaluation", () => Once(Path.Combine(Base, "eval.json"), file =>
                 Llgbm(["eval", "--model", Base, "--tasks", Suite, "--limit", plan.Quick ? "10" : "100", "--out", file]))),
-            ("teacher pool", () => Llgbm(["teachers", "train", "--base", Base, "--tasks", Suite, "--out", Teachers, .. plan.TeacherArgs])),
+            ("teacher pool", TeacherPool),
             ("delta cache", () => Llgbm(["deltas", "compute", "--base", Base, "--teachers", Teachers, "--out", Deltas])),
             ("delta quality", () => Once(Path.Combine(root, "eval", "delta-quality.json"), file =>
                 Llgbm(["eval", "deltas", "--base", Base, "--teachers", Teachers, "--tasks", Suite, "--cache", Deltas, "--out", file]))),
@@ -112,14 +116,34 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         return target;
     }
 
+    // The teacher pool: in one command, or in shards of the task list, one child process each, then one manifest.
+    int TeacherPool()
+    {
+        string[] args = ["teachers", "train", "--base", Base, "--tasks", Suite, "--out", Teachers, .. plan.TeacherArgs];
+        if (processes.Jobs == 1)
+            return Llgbm(args);
+        var shards = Enumerable.Range(0, processes.Jobs)
+            .Select(i => new LlgbmJob($"teachers-{i}", [.. args, "--shard", $"{i}/{processes.Jobs}"])).ToList();
+        var code = processes.RunAll(shards);
+        if (code == 0)
+            LLGBM.Teachers.TeacherPool.WriteManifest(Teachers);
+        return code;
+    }
+
     int Generators()
     {
-        foreach (var run in plan.Generators)
+        var runs = plan.Generators.Select(run =>
         {
             string[] args = ["generator", "train", "--config", ConfigPath(run.Config), "--runs", root, "--seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture)];
             if (run.LambdaDelta is { } l)
                 args = [.. args, "--lambda-delta", l.ToString("R", System.Globalization.CultureInfo.InvariantCulture)];
-            var code = Llgbm(args);
+            return new LlgbmJob(PipelinePlan.RunName(run.Config, run), args);
+        }).ToList();
+        if (processes.Jobs > 1)
+            return processes.RunAll(runs);
+        foreach (var run in runs)
+        {
+            var code = Llgbm(run.Args);
             if (code != 0)
                 return code;
         }
