@@ -27,6 +27,7 @@ public static class LlgbmCommand
         root.Subcommands.Add(PipelineCommand.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(RetrieveMergeCommand.Create());
+        root.Subcommands.Add(MixtureCommand.Create());
         return root;
     }
 

@@ -19,7 +19,7 @@ public static class TasksCommand
     }
 
     /// <summary>The subcommands of <c>tasks</c>, in help order; a new one is added here.</summary>
-    public static IReadOnlyList<Command> Subcommands() => [CreateImport(), CreateSynth()];
+    public static IReadOnlyList<Command> Subcommands() => [CreateImport(), CreateSynth(), CreateMix()];
 
     /// <summary>Creates <c>tasks import</c>: a public dataset's export (JSONL or Parquet) into a task directory.</summary>
     public static Command CreateImport()
@@ -83,5 +83,54 @@ public static class TasksCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Creates <c>tasks mix</c>: the union of two tasks, interleaved, as a task directory of its own.</summary>
+    public static Command CreateMix()
+    {
+        var tasks = new Option<string>("--tasks") { Description = "The root holding both component task directories.", DefaultValueFactory = _ => "runs/suite" };
+        var first = new Option<string>("--first") { Description = "The first component task.", Required = true };
+        var second = new Option<string>("--second") { Description = "The second component task.", Required = true };
+        var output = new Option<string>("--out") { Description = "Root directory the mixture's task directory is written under.", Required = true };
+        var name = new Option<string?>("--name") { Description = "The mixture's name (default mix-FIRST+SECOND)." };
+        var force = new Option<bool>("--force") { Description = "Replace a different task already there." };
+        var command = new Command("mix", "Writes the mixture of two tasks: every training and test example of both, interleaved one by one (the first 2n test examples are the first n of each component's), as a task directory with both components named.")
+        {
+            tasks, first, second, output, name, force,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var root = parse.GetValue(tasks)!;
+            TaskData Component(string task)
+            {
+                var dir = Path.Combine(root, task);
+                if (!TaskDirectory.IsTaskDirectory(dir))
+                    throw new LlgbmException($"--tasks {root}: no task directory {task} (expected {Path.Combine(dir, TaskDirectory.SpecFileName)}).");
+                return TaskDirectory.Load(dir);
+            }
+            var mixture = TaskMixture.Union(Component(parse.GetValue(first)!), Component(parse.GetValue(second)!), parse.GetValue(name));
+            var target = Path.Combine(parse.GetValue(output)!, mixture.Spec.Name);
+            var o = CommandAction.Out(parse);
+            if (TaskDirectory.IsTaskDirectory(target) && !parse.GetValue(force))
+            {
+                if (SameTask(TaskDirectory.Load(target), mixture))
+                {
+                    o.WriteLine($"{target}: the mixture is already there.");
+                    return 0;
+                }
+                throw new LlgbmException($"--out: {target} holds a different task; pass --force to replace it.");
+            }
+            TaskDirectory.Save(target, mixture);
+            o.WriteLine($"wrote {target}: {mixture.Spec.Name} ({string.Join(" + ", mixture.Spec.Components)}), {mixture.Train.Count} train and {mixture.Test.Count} test examples");
+            return 0;
+        });
+        return command;
+    }
+
+    static bool SameTask(TaskData a, TaskData b)
+    {
+        static string Key(TaskExample e) => $"{e.Prompt}\u0000{e.Answer}\u0000{string.Join("\u0001", e.Choices ?? [])}";
+        return a.Spec.Name == b.Spec.Name && a.Spec.Kind == b.Spec.Kind && a.Spec.Components.SequenceEqual(b.Spec.Components)
+            && a.Train.Select(Key).SequenceEqual(b.Train.Select(Key)) && a.Test.Select(Key).SequenceEqual(b.Test.Select(Key));
     }
 }

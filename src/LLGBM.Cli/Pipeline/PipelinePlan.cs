@@ -46,6 +46,9 @@ public sealed record PipelinePlan
     /// <summary>Arguments of <c>llgbm bench generator</c> beyond the configs and the root.</summary>
     public required IReadOnlyList<string> BenchArgs { get; init; }
 
+    /// <summary>The task-mixture experiment (<see cref="MixturesStage"/>).</summary>
+    public required PipelineMixtures Mixtures { get; init; }
+
     /// <summary>The full experiment: every variant, three seeds of the main three, the λ sweep and the controls.</summary>
     public static PipelinePlan Full { get; } = new()
     {
@@ -72,6 +75,8 @@ public sealed record PipelinePlan
         RetrievalKs = [1, 2, 3, 5, 8],
         RetrievalArgs = ["--merges", "linear,ties,dare-ties", "--limit", "50"],
         BenchArgs = ["--steps", "15"],
+        Mixtures = new([("add-1", "upper"), ("reverse", "shift-1"), ("double", "has-fruit")], ["--checkpoints", "1", "--eval-limit", "50"],
+            ["dnd-weight-seed0", "multitask-seed0"], "two-stage-seed0", ["--limit", "100", "--conditions", "2"]),
     };
 
     /// <summary>The reduced plan for CI: a short pretraining, eight teachers, three generator variants of 20 steps.</summary>
@@ -102,6 +107,8 @@ public sealed record PipelinePlan
         RetrievalKs = [1, 2],
         RetrievalArgs = ["--merges", "linear,ties", "--limit", "10", "--library-batches", "2"],
         BenchArgs = ["--steps", "3", "--warmup", "1"],
+        Mixtures = new([("add-1", "upper")], ["--steps", "60", "--checkpoints", "1", "--eval-limit", "10"],
+            ["dnd-weight-seed0", "multitask-seed0"], null, ["--limit", "10", "--conditions", "1"]),
     };
 
     /// <summary>The run directory name <c>llgbm generator train</c> gives a run.</summary>
