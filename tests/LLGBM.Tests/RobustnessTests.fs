@@ -481,6 +481,43 @@ let runTests =
             Expect.equal (string written["results"].[0].["transform"]) "Original" "transforms by name"
         }
 
+        test
+            "both plans evaluate robustness on their own generator runs and train low-data runs with the stage's options only" {
+            for plan in
+                [
+                    LLGBM.Cli.Pipeline.PipelinePlan.Full
+                    LLGBM.Cli.Pipeline.PipelinePlan.Reduced
+                ] do
+                for run in plan.Robustness.Runs do
+                    Expect.contains plan.Generators run $"{run.Config} seed {run.Seed} is trained by the plan"
+
+                Expect.contains
+                    plan.Generators
+                    (LLGBM.Cli.Pipeline.PipelineGeneratorRun(plan.Robustness.LowDataConfig, 0L))
+                    "the low-data config's full-data run is trained by the plan"
+
+                for options in plan.Robustness.LowData do
+                    Expect.equal (options.Count % 2) 0 "option and value pairs"
+
+                    for pair in Seq.chunkBySize 2 options do
+                        match pair[0] with
+                        | "--train-fraction" ->
+                            let f = float pair[1]
+                            Expect.isTrue (f > 0.0 && f < 1.0) $"fraction {pair[1]}"
+                        | "--teacher-checkpoints" -> Expect.isGreaterThan (int pair[1]) 0 $"checkpoints {pair[1]}"
+                        | other -> failtest $"unexpected option {other}"
+
+            Expect.equal
+                (LLGBM.Cli.Pipeline.PipelinePlan.Full.Robustness.Runs
+                 |> Seq.map (fun r -> r.Config, r.Seed)
+                 |> Set.ofSeq)
+                (set [
+                    for c in [ "dnd-weight"; "multitask"; "delta-only" ] do
+                        for s in 0L .. 2L -> c, s
+                ])
+                "the full plan: the main three with three seeds"
+        }
+
         test "llgbm generator robustness names a missing run" {
             let (code, _, err) =
                 llgbm [
