@@ -9,6 +9,8 @@
 #load "Common.fsx"
 
 open System.IO
+open System.Text.Json.Nodes
+open LLGBM.Generators
 open Common
 
 let lowDataDir = Path.Combine(runsRoot, "generators", "low-data")
@@ -53,8 +55,13 @@ let names (node: JsonNode) =
 
 let row (dir: string) =
     let config = configOf dir
-    let s = split config
-    let heldOut = names (required suiteFile s "test")
+    let s () = split config
+    // The run's held-out tasks: those its config names, or the split's.
+    let heldOut =
+        match config.TestTasks with
+        | null -> names (required suiteFile (s ()) "test")
+        | tasks -> Set.ofSeq tasks
+
     let runFile = Path.Combine(dir, GeneratorRun.RunFile)
     let trained = names (required runFile (readJson runFile) "train_tasks")
 
@@ -93,7 +100,7 @@ let row (dir: string) =
 
 let table = {
     Caption =
-        $"The low-data regime: {baseConfig} with fewer training tasks or teacher checkpoints (seed 0), accuracy (%)"
+        $"The low-data regime: {baseConfig} with fewer training tasks or teacher checkpoints (seed 0), accuracy (%%)"
     Left = 1
     Header = [
         "run"
@@ -105,7 +112,7 @@ let table = {
     ]
     Rows = (fullData @ lowData) |> List.map row
     Notes = [
-        "Training tasks are kept per domain (⌈n · fraction⌉ of a domain's n, at least one, spread over its list), so every domain stays represented; one checkpoint per teacher keeps each teacher's last. Trained tasks: the in-domain sample of the tasks a run trained on (fresh conditions, test examples); unseen training tasks: the split's training tasks a low-data run left out, evaluated like held-out tasks; held-out: the split's held-out tasks. Every run takes the same number of steps."
+        "Training tasks are kept per domain (n · fraction of a domain's n tasks rounded up, at least one, spread over its list), so every domain stays represented; one checkpoint per teacher keeps each teacher's last. Trained tasks: the in-domain sample of the tasks a run trained on (fresh conditions, test examples); unseen training tasks: the split's training tasks a low-data run left out, evaluated like held-out tasks; held-out: the split's held-out tasks. Every run takes the same number of steps."
     ]
 }
 

@@ -84,20 +84,20 @@ let accuracyTable = {
         "Robustness to the wording and layout of the condition prompts: accuracy (%) with the original, paraphrased and reformatted condition texts"
     Left = 1
     Header = [
-        "method"
+        yield "method"
         for s in splits do
             for t in transforms -> $"{s} {t.ToLowerInvariant()}"
     ]
     Rows = [
         for label in references @ generators ->
             [
-                label
+                yield label
                 for s in splits do
                     for t in transforms -> meanStd percent (summary label s t _.Accuracy)
             ]
     ]
     Notes = [
-        "The same examples of each task form the evaluation conditions under every rewrite, and every adapter is scored on the task's standard test examples (bare prompts): only the condition's texts change. Paraphrased: the prompt template's wording replaced by one of four other phrasings of the domain (`047 =` → `what is 047 ?`); reformatted: one of four layouts with another template, field order and casing (`INPUT: 047 | OUTPUT: 050`, `050 <= 047`). The reference methods ignore the condition, so their rows repeat across rewrites. Generators: mean ± std over seeds of the mean over tasks."
+        "The same examples of each task form the evaluation conditions under every rewrite, and every adapter is scored on the task's standard test examples (bare prompts): only the condition's texts change. Paraphrased: the prompt template's wording replaced by one of four other phrasings of the domain (`047 =` becomes `what is 047 ?`); reformatted: one of four layouts with another template, field order and casing (`INPUT: 047 | OUTPUT: 050`, `050 <= 047`). The reference methods ignore the condition, so their rows repeat across rewrites. Generators: mean ± std over seeds of the mean over tasks."
     ]
 }
 
@@ -106,14 +106,14 @@ let cosineTable = {
         "How far a rewrite moves the generated adapter: cosine between the ΔW generated from the rewritten and from the original texts of the same examples"
     Left = 1
     Header = [
-        "method"
+        yield "method"
         for s in splits do
             for t in transforms |> List.tail -> $"{s} {t.ToLowerInvariant()}"
     ]
     Rows = [
         for label in generators ->
             [
-                label
+                yield label
                 for s in splits do
                     for t in transforms |> List.tail -> meanStd (fixedDigits 2) (summary label s t _.AdapterCosine)
             ]
