@@ -15,6 +15,7 @@ public static class GeneratorCommand
         var command = new Command("generator", "LoRA generators: hyper-networks from a batch of a task's prompts to an adapter.");
         command.Subcommands.Add(CreateTrain());
         command.Subcommands.Add(CreateEvaluate());
+        command.Subcommands.Add(GeneratorRobustnessCommand.Create());
         return command;
     }
 
@@ -49,7 +50,7 @@ public static class GeneratorCommand
     static Command CreateTrain()
     {
         var config = new Option<string>("--config") { Description = "The experiment's config file (see configs/*.json).", Required = true };
-        var output = new Option<string?>("--out") { Description = "The run directory (default: runs/generators/NAME, with -seedS and -ldX suffixes for overrides)." };
+        var output = new Option<string?>("--out") { Description = "The run directory (default: runs/generators/NAME, with -seedS, -ldX, -fracF and -ckptN suffixes for overrides)." };
         var runs = new Option<string>("--runs") { Description = "Where the inputs live by default (base-tiny, suite, teachers, deltas).", DefaultValueFactory = _ => "runs" };
         var baseModel = new Option<string?>("--base") { Description = "Base checkpoint directory (default: RUNS/base-tiny)." };
         var tasks = new Option<string?>("--tasks") { Description = "Task suite root (default: RUNS/suite)." };
@@ -60,12 +61,14 @@ public static class GeneratorCommand
         var steps = new Option<int?>("--steps") { Description = "Overrides the config's number of steps." };
         var lambdaDelta = new Option<double?>("--lambda-delta") { Description = "Overrides λ_δ (a constant weight), for λ sweeps." };
         var encoder = new Option<string?>("--encoder") { Description = "Overrides the condition encoder: minilm, lm-mean or random." };
+        var trainFraction = new Option<double?>("--train-fraction") { Description = "The low-data regime: keeps this fraction of the training tasks (every domain keeps one or more; the others are evaluated with the held-out tasks)." };
+        var teacherCheckpoints = new Option<int?>("--teacher-checkpoints") { Description = "Uses only the last N checkpoints of each teacher (0: all)." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var command = new Command(
             "train",
             "Trains a generator run: metrics.jsonl and TensorBoard events (RUN/events), checkpoints (resumed when the run exists), and the held-out evaluation in RUN/results/heldout.json against the base model, each task's oracle teacher and the mean training teacher.")
         {
-            config, output, runs, baseModel, tasks, teachers, deltas, encodings, seed, steps, lambdaDelta, encoder, device,
+            config, output, runs, baseModel, tasks, teachers, deltas, encodings, seed, steps, lambdaDelta, encoder, trainFraction, teacherCheckpoints, device,
         };
         CommandAction.Set(command, parse =>
         {
@@ -87,6 +90,16 @@ public static class GeneratorCommand
             {
                 loaded = loaded with { Encoder = e };
                 name += "-" + e;
+            }
+            if (parse.GetValue(trainFraction) is { } f)
+            {
+                loaded = loaded with { TrainFraction = f };
+                name += "-frac" + f.ToString("G4", CultureInfo.InvariantCulture);
+            }
+            if (parse.GetValue(teacherCheckpoints) is { } c)
+            {
+                loaded = loaded with { TeacherCheckpoints = c };
+                name += $"-ckpt{c}";
             }
             loaded = (loaded with { Name = name }).Validate();
             var root = parse.GetValue(runs)!;

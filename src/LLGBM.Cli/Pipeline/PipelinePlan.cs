@@ -48,6 +48,8 @@ public sealed record PipelinePlan
 
     /// <summary>The task-mixture experiment (<see cref="MixturesStage"/>).</summary>
     public required PipelineMixtures Mixtures { get; init; }
+    /// <summary>The robustness evaluation (paraphrased and reformatted conditions) and the low-data runs.</summary>
+    public required RobustnessPlan Robustness { get; init; }
 
     /// <summary>The full experiment: every variant, three seeds of the main three, the λ sweep and the controls.</summary>
     public static PipelinePlan Full { get; } = new()
@@ -77,6 +79,10 @@ public sealed record PipelinePlan
         BenchArgs = ["--steps", "15"],
         Mixtures = new([("add-1", "upper"), ("reverse", "shift-1"), ("double", "has-fruit")], ["--checkpoints", "1", "--eval-limit", "50"],
             ["dnd-weight-seed0", "multitask-seed0"], "two-stage-seed0", ["--limit", "100", "--conditions", "2"]),
+        Robustness = new(
+            [.. new long[] { 0, 1, 2 }.SelectMany(s => new[] { new PipelineGeneratorRun("dnd-weight", s), new PipelineGeneratorRun("multitask", s), new PipelineGeneratorRun("delta-only", s) })],
+            "dnd-weight",
+            [["--train-fraction", "0.5"], ["--train-fraction", "0.25"], ["--teacher-checkpoints", "1"]]),
     };
 
     /// <summary>The reduced plan for CI: a short pretraining, eight teachers, three generator variants of 20 steps.</summary>
@@ -109,6 +115,7 @@ public sealed record PipelinePlan
         BenchArgs = ["--steps", "3", "--warmup", "1"],
         Mixtures = new([("add-1", "upper")], ["--steps", "60", "--checkpoints", "1", "--eval-limit", "10"],
             ["dnd-weight-seed0", "multitask-seed0"], null, ["--limit", "10", "--conditions", "1"]),
+        Robustness = new([new("dnd-weight", 0)], "dnd-weight", [["--train-fraction", "0.5"]]),
     };
 
     /// <summary>The run directory name <c>llgbm generator train</c> gives a run.</summary>

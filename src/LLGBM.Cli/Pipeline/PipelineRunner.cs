@@ -43,6 +43,7 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
             ("generators", Generators),
             ("retrieval and merging", Retrieval),
             ("task mixtures", () => MixturesStage.Run(plan, root, log)),
+            ("robustness and low data", () => RobustnessStage.Run(plan, root, repository, log, RunJobs)),
             ("generator benchmark", () => Once(Path.Combine(root, "bench", "generator.json"), file => Capture(file,
                 ["bench", "generator", "--runs", root, "--config", ConfigPath("dnd-weight"), "--config", ConfigPath("multitask"), "--json", .. plan.BenchArgs]))),
             ("paper tables and figures", Scripts),
@@ -140,11 +141,17 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
                 args = [.. args, "--lambda-delta", l.ToString("R", System.Globalization.CultureInfo.InvariantCulture)];
             return new LlgbmJob(PipelinePlan.RunName(run.Config, run), args);
         }).ToList();
+        return RunJobs(runs);
+    }
+
+    // Independent commands: as child processes, Jobs at a time, or one after the other in process.
+    int RunJobs(IReadOnlyList<LlgbmJob> all)
+    {
         if (processes.Jobs > 1)
-            return processes.RunAll(runs);
-        foreach (var run in runs)
+            return processes.RunAll(all);
+        foreach (var job in all)
         {
-            var code = Llgbm(run.Args);
+            var code = Llgbm(job.Args);
             if (code != 0)
                 return code;
         }

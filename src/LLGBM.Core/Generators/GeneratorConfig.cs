@@ -182,6 +182,16 @@ public sealed record GeneratorConfig
     /// <summary>When set, the held-out tasks instead of the split's.</summary>
     public IReadOnlyList<string>? TestTasks { get; init; }
 
+    /// <summary>
+    /// The low-data regime: the fraction of the training tasks kept (<see cref="LowDataTasks.Subset"/>: every domain
+    /// keeps at least one; 1: all). The training tasks left out are evaluated with the held-out tasks, so the run reports
+    /// how it does on the tasks it trained on, on training tasks it did not see, and on the held-out tasks.
+    /// </summary>
+    public double TrainFraction { get; init; } = 1;
+
+    /// <summary>Teacher checkpoints used per task: the last N of each teacher (0: every checkpoint kept in the pool).</summary>
+    public int TeacherCheckpoints { get; init; }
+
     /// <summary>Steps between logged metrics.</summary>
     public int LogEvery { get; init; } = 10;
 
@@ -271,6 +281,8 @@ public sealed record GeneratorConfig
         Check(WarmupSteps >= 0 && WeightDecay >= 0 && ClipNorm > 0, "warmup_steps and weight_decay must be non-negative and clip_norm positive.");
         Check(TrainTasks is null || TrainTasks.Count >= 1, "train_tasks, when given, must name at least one task.");
         Check(TestTasks is null || TestTasks.Count >= 1, "test_tasks, when given, must name at least one task.");
+        Check(TrainFraction > 0 && TrainFraction <= 1, $"train_fraction ({TrainFraction}) must be in (0, 1].");
+        Check(TeacherCheckpoints >= 0, $"teacher_checkpoints ({TeacherCheckpoints}) cannot be negative (0 uses every checkpoint).");
         Check(LogEvery >= 1 && EvalEvery >= 0 && CheckpointEvery >= 1, "log_every and checkpoint_every must be positive, eval_every non-negative.");
         Check(InDomainTasks >= 0, $"in_domain_tasks ({InDomainTasks}) cannot be negative.");
         Check(EvalBatches >= 1 && EvalLimit >= 1, "eval_batches and eval_limit must be positive.");

@@ -95,6 +95,13 @@ public sealed class GeneratorData : IDisposable
             [.. names.Select(n => all.FirstOrDefault(t => t.Spec.Name == n) ?? throw new LlgbmException($"{inputs.Tasks}: no task directory for {n}."))];
         var train = Pick(config.TrainTasks ?? split!.Train);
         var test = Pick(config.TestTasks ?? split!.Test);
+        if (config.TrainFraction < 1)
+        {
+            var kept = LowDataTasks.Subset(train, config.TrainFraction);
+            test = [.. test, .. train.Where(t => !kept.Contains(t))];
+            train = kept;
+            log?.Invoke($"low-data regime: {train.Count} training tasks kept ({string.Join(", ", train.Select(t => t.Spec.Name))}); the others are evaluated with the held-out tasks");
+        }
         var overlap = train.Select(t => t.Spec.Name).Intersect(test.Select(t => t.Spec.Name)).ToList();
         if (overlap.Count > 0)
             throw new LlgbmException($"Generator config: {string.Join(", ", overlap)} would be both a training and a held-out task.");
@@ -112,7 +119,7 @@ public sealed class GeneratorData : IDisposable
             log?.Invoke($"loading teachers and deltas ({probes.Name})");
             teachers = TeacherBank.Load(
                 inputs.Teachers, inputs.Deltas, inputs.Base, probes, DeltaSpec.Default,
-                [.. train.Concat(test).Select(t => t.Spec.Name)], model.Config, device: device);
+                [.. train.Concat(test).Select(t => t.Spec.Name)], model.Config, device: device, checkpointsPerTask: config.TeacherCheckpoints);
             if (config.ShuffleDeltas)
             {
                 var partner = teachers.ShuffleDeltas([.. train.Select(t => t.Spec.Name)], config.Seed);

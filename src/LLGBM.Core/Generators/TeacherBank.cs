@@ -47,12 +47,15 @@ public sealed class TeacherBank : IDisposable
     /// <summary>
     /// Loads the kept checkpoints of <paramref name="tasks"/> from the teacher pool <paramref name="poolDir"/> with
     /// their deltas from the cache <paramref name="cacheDir"/> (computing the missing ones first; see
-    /// <c>DeltaCache.Compute</c>). Every teacher must share one LoRA configuration.
+    /// <c>DeltaCache.Compute</c>). Every teacher must share one LoRA configuration. With
+    /// <paramref name="checkpointsPerTask"/> above 0 only the last that many checkpoints of each task are loaded.
     /// </summary>
     public static TeacherBank Load(
         string poolDir, string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec, IReadOnlyCollection<string> tasks,
-        Qwen2Config model, Action<DeltaCacheProgress>? progress = null, Device? device = null)
+        Qwen2Config model, Action<DeltaCacheProgress>? progress = null, Device? device = null, int checkpointsPerTask = 0)
     {
+        if (checkpointsPerTask < 0)
+            throw new LlgbmException($"Teacher bank: {checkpointsPerTask} checkpoints per task asked for; 0 (all) or more.");
         var manifests = TeacherPool.ReadManifest(poolDir).Where(m => tasks.Contains(m.Task)).ToList();
         var missing = tasks.Where(t => manifests.All(m => m.Task != t)).ToList();
         if (missing.Count > 0)
@@ -64,7 +67,7 @@ public sealed class TeacherBank : IDisposable
         LoraConfig? shared = null;
         try
         {
-            foreach (var checkpoint in manifests.OrderBy(m => m.Task, StringComparer.Ordinal).SelectMany(m => m.Checkpoints.OrderBy(c => c.Step)))
+            foreach (var checkpoint in manifests.OrderBy(m => m.Task, StringComparer.Ordinal).SelectMany(m => m.Checkpoints.OrderBy(c => c.Step).TakeLast(checkpointsPerTask > 0 ? checkpointsPerTask : int.MaxValue)))
             {
                 var dir = Path.Combine(poolDir, checkpoint.Adapter);
                 var (config, adapter) = PeftAdapter.Load(dir, model, device);

@@ -1,0 +1,77 @@
+using LLGBM.Generators;
+
+namespace LLGBM.Cli.Pipeline;
+
+/// <summary>
+/// The pipeline's robustness and low-data stage: the low-data runs of <see cref="RobustnessPlan.LowData"/> (the
+/// config of <see cref="RobustnessPlan.LowDataConfig"/> with fewer training tasks or teacher checkpoints, evaluated
+/// only at the end) under <c>ROOT/generators/low-data/</c>, kept apart from the main runs so that the main tables do not
+/// mix them in; then <c>llgbm generator robustness</c> over <see cref="RobustnessPlan.Runs"/> into
+/// <c>ROOT/robustness/robustness.json</c>, written once.
+/// </summary>
+public static class RobustnessStage
+{
+    /// <summary>Where the low-data runs live under the results root.</summary>
+    public static string LowDataRoot(string root) => Path.Combine(root, "generators", "low-data");
+
+    /// <summary>The robustness results file under the results root.</summary>
+    public static string ResultsFile(string root) => Path.Combine(root, "robustness", "robustness.json");
+
+    /// <summary>
+    /// Runs the stage, the low-data runs through <paramref name="runJobs"/> (at once when the pipeline has several
+    /// jobs); returns 0, or the exit code of the first command that failed.
+    /// </summary>
+    public static int Run(PipelinePlan plan, string root, string repository, TextWriter log, Func<IReadOnlyList<LlgbmJob>, int> runJobs)
+    {
+        int Llgbm(string[] args)
+        {
+            log.WriteLine($"[pipeline]   llgbm {string.Join(' ', args)}");
+            return LlgbmCommand.Run(args, log, log);
+        }
+
+        var config = LowDataConfigFile(plan, root, repository);
+        var lowData = plan.Robustness.LowData.Select(options =>
+        {
+            var name = $"{plan.Robustness.LowDataConfig}-seed0" + string.Concat(options.Chunk(2).Select(pair => pair[0] switch
+            {
+                "--train-fraction" => "-frac" + pair[1],
+                "--teacher-checkpoints" => "-ckpt" + pair[1],
+                _ => throw new LlgbmException($"Pipeline plan: low-data option {pair[0]} is not --train-fraction or --teacher-checkpoints."),
+            }));
+            return new LlgbmJob(name, ["generator", "train", "--config", config, "--runs", root, "--seed", "0", "--out", Path.Combine(LowDataRoot(root), name), .. options]);
+        }).ToList();
+        var code = runJobs(lowData);
+        if (code != 0)
+            return code;
+        var file = ResultsFile(root);
+        if (File.Exists(file))
+        {
+            log.WriteLine($"[pipeline]   {file} exists; kept");
+            return 0;
+        }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
+        var runs = plan.Robustness.Runs.SelectMany(r => new[] { "--run", Path.Combine(root, "generators", PipelinePlan.RunName(r.Config, r)) });
+        return Llgbm(["generator", "robustness", .. runs, "--encodings", Path.Combine(root, "encodings"), "--out", file]);
+    }
+
+    // The low-data config: the pipeline's config of that name (with the plan's overrides) evaluated only at the end.
+    static string LowDataConfigFile(PipelinePlan plan, string root, string repository)
+    {
+        var name = plan.Robustness.LowDataConfig;
+        var overridden = Path.Combine(root, "configs", name + ".json");
+        var source = plan.ConfigOverrides.Count > 0 && File.Exists(overridden) ? overridden : Path.Combine(repository, "configs", name + ".json");
+        var config = GeneratorConfig.Load(source) with { EvalEvery = 0 };
+        var target = Path.Combine(root, "configs", "low-data", name + ".json");
+        var text = config.ToJson();
+        if (!File.Exists(target) || File.ReadAllText(target) != text)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            AtomicFile.Write(target, stream =>
+            {
+                using var writer = new StreamWriter(stream, leaveOpen: true);
+                writer.Write(text);
+            });
+        }
+        return target;
+    }
+}
