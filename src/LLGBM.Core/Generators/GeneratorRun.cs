@@ -295,12 +295,20 @@ public static class GeneratorRun
                 (int)node["delta_dim"]!,
                 node["delta_kind"] is { } kind ? Enum.Parse<Delta.DeltaKind>((string)kind!) : Delta.DeltaKind.Activation,
                 (string?)node["delta_coordinates"],
-                (int?)node["hidden_size"]);
+                (int?)node["hidden_size"] ?? HiddenSizeOf(node["inputs"].Deserialize<GeneratorInputs>(Json)!.Base));
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or ArgumentException)
         {
             throw new LlgbmException($"{path}: not a run description ({e.Message}).");
         }
+    }
+
+    // The base model's hidden width from its config.json, for runs written before run.json recorded it (null when the
+    // base is not where the run found it).
+    static int? HiddenSizeOf(string baseDir)
+    {
+        var path = Path.Combine(baseDir, "config.json");
+        return File.Exists(path) ? Model.Qwen2Config.Load(path).HiddenSize : null;
     }
 
     /// <summary>
