@@ -46,6 +46,9 @@ public sealed record PipelinePlan
     /// <summary>Arguments of <c>llgbm bench generator</c> beyond the configs and the root.</summary>
     public required IReadOnlyList<string> BenchArgs { get; init; }
 
+    /// <summary>The cross-backbone transfer stage's settings (<see cref="TransferStage"/>).</summary>
+    public required PipelineTransferSettings Transfer { get; init; }
+
     /// <summary>The full experiment: every variant, three seeds of the main three, the λ sweep and the controls.</summary>
     public static PipelinePlan Full { get; } = new()
     {
@@ -72,6 +75,7 @@ public sealed record PipelinePlan
         RetrievalKs = [1, 2, 3, 5, 8],
         RetrievalArgs = ["--merges", "linear,ties,dare-ties", "--limit", "50"],
         BenchArgs = ["--steps", "15"],
+        Transfer = TransferStage.Full,
     };
 
     /// <summary>The reduced plan for CI: a short pretraining, eight teachers, three generator variants of 20 steps.</summary>
@@ -102,6 +106,7 @@ public sealed record PipelinePlan
         RetrievalKs = [1, 2],
         RetrievalArgs = ["--merges", "linear,ties", "--limit", "10", "--library-batches", "2"],
         BenchArgs = ["--steps", "3", "--warmup", "1"],
+        Transfer = TransferStage.Reduced,
     };
 
     /// <summary>The run directory name <c>llgbm generator train</c> gives a run.</summary>
