@@ -82,7 +82,14 @@ let main = {
         row "random adapter" b (methodRows meaning.Results "random")
         row "two-stage on B, meaning targets (native)" b (methodRows meaning.Results "native")
         row "two-stage on B, activation targets (native)" b activationNative
-        row "A's predictor → B's decoder, meaning targets (transfer)" b (methodRows meaning.Results "transfer")
+        row
+            "A's predictor → B's decoder, meaning targets, δ̂ as predicted (transfer, raw)"
+            b
+            (methodRows meaning.Results "transfer-raw")
+        row
+            "A's predictor → B's decoder, meaning targets, δ̂ on B's scale (transfer)"
+            b
+            (methodRows meaning.Results "transfer")
         (if activation.Composable then
              row
                  "A's predictor → B's decoder, activation targets (transfer)"
@@ -105,6 +112,7 @@ let main = {
                activation.Reason
            else
                "cannot compose: " + activation.Reason)
+        "B's scale: δ̂ standardised with A's training-teacher delta mean and std per coordinate and rescaled with B's before decoding."
         "The last row is A's own two-stage run evaluated on A's base model and teachers, for scale; every other row is evaluated on B."
     ]
 }
@@ -129,7 +137,14 @@ let cell (method: string) (task: string) =
 let perTask = {
     Caption = "Cross-backbone transfer per held-out task of backbone B (mean ± std over conditions)"
     Left = 1
-    Header = [ "task"; "base"; "oracle"; "native (meaning)"; "transfer A → B" ]
+    Header = [
+        "task"
+        "base"
+        "oracle"
+        "native (meaning)"
+        "transfer A → B, raw"
+        "transfer A → B, B's scale"
+    ]
     Rows = [
         for task in tasks ->
             [
@@ -137,6 +152,7 @@ let perTask = {
                 cell "base" task
                 cell "oracle" task
                 cell "native" task
+                cell "transfer-raw" task
                 cell "transfer" task
             ]
     ]

@@ -256,6 +256,22 @@ let tests =
             Expect.sequenceEqual out.Modules[gate].A.shape [| 2L; 2L; 40L |] "B's shapes"
             Expect.isGreaterThan (maxAbsDiff out.Modules[gate].B own.Modules[gate].B) 1e-6 "not B's own predictor"
 
+            // Standardised: δ = μ_B + σ_B ⊙ (δ̂_A − μ_A) / σ_A with each run's teacher-delta statistics, by hand.
+            use muA = torch.linspace (0.0, 0.6, 7L)
+            use sdA = torch.linspace (0.5, 2.0, 7L)
+            use muB = torch.linspace (-1.0, 1.0, 7L)
+            use sdB = torch.linspace (0.1, 0.4, 7L)
+            a.SetDeltaStatistics(muA, sdA)
+            b.SetDeltaStatistics(muB, sdB)
+            let standardized = new TransferredGenerator(a, b, true)
+            use moved = standardized.Generate c
+            use handDelta = muB + sdB * ((delta - muA) / sdA)
+            use byHand = b.Decode handDelta
+
+            for KeyValue(path, m) in byHand.Modules do
+                Expect.isLessThan (maxAbsDiff moved.Modules[path].B m.B) 1e-5 $"{path} B, standardised"
+                Expect.isLessThan (maxAbsDiff moved.Modules[path].A m.A) 1e-5 $"{path} A, standardised"
+
             use wide = new TwoStageGenerator(twoStage, lora, microB, 5, 8, 2L)
 
             let message =
@@ -287,7 +303,18 @@ let tests =
 
             let methods = result.Results |> Seq.map (fun r -> r.Method) |> Set.ofSeq
 
-            Expect.equal methods (set [ "transfer"; "native"; "base"; "oracle"; "mean-teacher"; "random" ]) "methods"
+            Expect.equal
+                methods
+                (set [
+                    "transfer"
+                    "transfer-raw"
+                    "native"
+                    "base"
+                    "oracle"
+                    "mean-teacher"
+                    "random"
+                ])
+                "methods"
 
             let transfer =
                 result.Results

@@ -25,7 +25,9 @@ public sealed record TransferCompatibility(bool Composable, string Reason);
 /// <param name="Reason">Why they compose or not.</param>
 /// <param name="Step">The decoder run's checkpoint step evaluated (0 when not composable).</param>
 /// <param name="Results">
-/// Per method and task on the decoder run's backbone: <c>transfer</c>, <c>native</c> (the decoder run's own generator),
+/// Per method and task on the decoder run's backbone: <c>transfer</c> (δ̂ moved to the decoder run's per-coordinate
+/// scale, see <see cref="TransferredGenerator"/>), <c>transfer-raw</c> (δ̂ decoded as predicted), <c>native</c> (the
+/// decoder run's own generator),
 /// <c>base</c>, <c>oracle</c>, <c>mean-teacher</c>, <c>random</c>; held-out and in-domain splits.
 /// </param>
 /// <param name="PredictorOwn">The predictor run's own final evaluation on its backbone (its <c>generated</c> rows), when written.</param>
@@ -108,10 +110,13 @@ public static class GeneratorTransfer
         var predictorModel = Model.Qwen2Config.Load(Path.Combine(predictor.Inputs.Base, "config.json"));
         using var first = GeneratorRun.LoadGenerator(predictorRun, predictorModel, device: device);
         using var second = GeneratorRun.LoadGenerator(decoderRun, data.Model.Config, step, device);
-        var composed = new TransferredGenerator((TwoStageGenerator)first, (TwoStageGenerator)second);
-        log?.Invoke($"transfer: {predictorRun} (predictor) → {decoderRun} (decoder, step {step})");
-        var transfer = GeneratorRun.Evaluate(composed, data, decoderConfig, step, withReferences: true, log, GeneratorRun.ReferenceCache(decoderRun));
+        log?.Invoke($"transfer: {predictorRun} (predictor) → {decoderRun} (decoder, step {step}), δ̂ moved to the decoder run's per-coordinate scale");
+        var transfer = GeneratorRun.Evaluate(new TransferredGenerator((TwoStageGenerator)first, (TwoStageGenerator)second, standardize: true),
+            data, decoderConfig, step, withReferences: true, log, GeneratorRun.ReferenceCache(decoderRun));
         var results = transfer.Results.Select(r => r.Method == "generated" ? r with { Method = "transfer" } : r).ToList();
+        log?.Invoke("transfer: δ̂ decoded as predicted (raw)");
+        var raw = GeneratorRun.Evaluate(new TransferredGenerator((TwoStageGenerator)first, (TwoStageGenerator)second), data, decoderConfig, step, withReferences: false, log);
+        results.AddRange(raw.Results.Select(r => r with { Method = "transfer-raw" }));
         var heldOut = Path.Combine(decoderRun, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile);
         IReadOnlyList<MethodTaskResult> native;
         if (File.Exists(heldOut) && GeneratorRun.ReadResults(heldOut) is { } written && written.Step == step)
