@@ -29,7 +29,7 @@ public static class GeneratorCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var command = new Command(
             "transfer",
-            "Drives one two-stage run's decoder with another two-stage run's delta predictor (cross-backbone transfer: both supervised with delta_kind Meaning on the same text pairs) and evaluates the composition on the decoder run's held-out and in-domain tasks next to the decoder run itself and its backbone's base model, oracle teachers, mean teacher and random adapter.")
+            "Drives one two-stage run's decoder with another two-stage run's delta predictor (cross-backbone transfer: both supervised with delta_kind Meaning on the same text pairs) and evaluates the composition on the decoder run's held-out and in-domain tasks — with δ̂ as predicted (transfer-raw) and moved to the decoder run's per-coordinate scale (transfer: standardised with the predictor run's teacher-delta mean and std, rescaled with the decoder run's) — next to the decoder run itself (native) and its backbone's base model, oracle teachers, mean teacher and random adapter; writes one JSON file.")
         {
             predictor, decoder, output, encodings, allow, device,
         };
