@@ -88,6 +88,38 @@ let tests =
                 Expect.isTrue (teacherTasks.Contains task) $"{task} has teachers"
         }
 
+        test
+            "The transfer stage's config validates in both plans with meaning targets, and its tasks on backbone A have A's teachers" {
+            for plan in [ PipelinePlan.Full; PipelinePlan.Reduced ] do
+                let config = effective plan "two-stage-meaning"
+                let node = JsonNode.Parse(config.ToJson()).AsObject()
+
+                for KeyValue(key, value) in plan.Transfer.ConfigOverrides do
+                    node[key] <- value.DeepClone()
+
+                let config =
+                    System.Text.Json.JsonSerializer
+                        .Deserialize<GeneratorConfig>(node.ToJsonString(), GeneratorConfig.JsonOptions)
+                        .Validate()
+
+                Expect.equal config.Variant GeneratorVariant.TwoStage "two-stage"
+                Expect.equal config.DeltaKind LLGBM.Delta.DeltaKind.Meaning "meaning targets"
+                Expect.equal plan.Transfer.Preset "tiny-b" "the second backbone"
+
+                if plan.Quick then
+                    let teacherTasks =
+                        plan.TeacherArgs
+                        |> Seq.pairwise
+                        |> Seq.filter (fun (a, _) -> a = "--task")
+                        |> Seq.map snd
+                        |> Set.ofSeq
+
+                    Expect.isTrue (Set.isSubset (set config.TrainTasks) teacherTasks) "training tasks have A's teachers"
+                    Expect.isTrue (Set.isSubset (set config.TestTasks) teacherTasks) "held-out tasks have A's teachers"
+                else
+                    Expect.isEmpty (Set.intersect (set config.TrainTasks) (set config.TestTasks)) "disjoint"
+        }
+
         test "PipelinePlan.RunName matches the directory llgbm generator train gives a run" {
             Expect.equal
                 (PipelinePlan.RunName("multitask", PipelineGeneratorRun("multitask", 0L, 0.3)))

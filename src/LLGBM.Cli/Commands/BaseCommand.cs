@@ -39,8 +39,8 @@ public static class BaseCommand
             using var model = new Qwen2ForCausalLM(config);
             model.InitializeWeights(parse.GetValue(seed));
             Qwen2Checkpoint.Save(model, dir, storage, parse.GetValue(shard) ?? long.MaxValue);
-            // The tiny preset is the byte-level model: its checkpoint carries the byte-level tokenizer.
-            if (string.Equals(parse.GetValue(preset), "tiny", StringComparison.OrdinalIgnoreCase))
+            // The tiny presets are byte-level models: their checkpoints carry the byte-level tokenizer.
+            if (parse.GetValue(preset) is { } name && (string.Equals(name, "tiny", StringComparison.OrdinalIgnoreCase) || string.Equals(name, "tiny-b", StringComparison.OrdinalIgnoreCase)))
                 new Text.ByteLevelTokenizer().Save(dir);
             var parameters = model.parameters().Sum(p => p.numel());
             CommandAction.Out(parse).WriteLine($"wrote {dir}: {parse.GetValue(preset)}, {parameters:N0} parameters, stored as {Qwen2Checkpoint.DtypeName(storage)}");

@@ -16,6 +16,55 @@ public static class GeneratorCommand
         command.Subcommands.Add(CreateTrain());
         command.Subcommands.Add(CreateEvaluate());
         command.Subcommands.Add(GeneratorRobustnessCommand.Create());
+        command.Subcommands.Add(CreateTransfer());
+        return command;
+    }
+
+    static Command CreateTransfer()
+    {
+        var predictor = new Option<string>("--predictor") { Description = "The two-stage run whose predictor (conditions → δ̂) is used, e.g. trained on backbone A.", Required = true };
+        var decoder = new Option<string>("--decoder") { Description = "The two-stage run whose decoder (δ → LoRA) is used and whose backbone, tasks and teachers the composition is evaluated on.", Required = true };
+        var output = new Option<string>("--out") { Description = "The results file to write (JSON).", Required = true };
+        var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: the decoder run's RUNS/encodings)." };
+        var allow = new Option<bool>("--allow-incompatible") { Description = "When the runs cannot compose, write the reason into --out and succeed instead of failing." };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var command = new Command(
+            "transfer",
+            "Drives one two-stage run's decoder with another two-stage run's delta predictor (cross-backbone transfer: both supervised with delta_kind Meaning on the same text pairs) and evaluates the composition on the decoder run's held-out and in-domain tasks — with δ̂ as predicted (transfer-raw) and moved to the decoder run's per-coordinate scale (transfer: standardised with the predictor run's teacher-delta mean and std, rescaled with the decoder run's) — next to the decoder run itself (native) and its backbone's base model, oracle teachers, mean teacher and random adapter; writes one JSON file.")
+        {
+            predictor, decoder, output, encodings, allow, device,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var decoderRun = parse.GetValue(decoder)!;
+            var decoderConfig = GeneratorConfig.Load(Path.Combine(decoderRun, GeneratorRun.ConfigFile));
+            var info = GeneratorRun.ReadRunFile(decoderRun);
+            var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
+            var runs = Path.GetDirectoryName(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(decoderRun))))!;
+            var cache = parse.GetValue(encodings) ?? Path.Combine(runs, "encodings");
+            ISentenceEncoder? encoder = null;
+            var err = CommandAction.Err(parse);
+            try
+            {
+                var result = GeneratorTransfer.Evaluate(parse.GetValue(predictor)!, decoderRun,
+                    () => ConditionEncoding.From(encoder = OpenEncoder(decoderConfig.Encoder, info.Inputs.Base, decoderConfig.Seed, cache, torchDevice)),
+                    line => err.WriteLine($"[transfer] {line}"), torchDevice);
+                if (!result.Composable && !parse.GetValue(allow))
+                    throw new LlgbmException($"--predictor {result.Predictor} cannot drive --decoder {result.Decoder}: {result.Reason}");
+                GeneratorTransfer.Write(parse.GetValue(output)!, result);
+                var outWriter = CommandAction.Out(parse);
+                if (result.Composable)
+                    PrintResults(outWriter, new GeneratorEvaluation(result.Step, result.Results, null, null));
+                else
+                    outWriter.WriteLine($"not composable: {result.Reason}");
+                outWriter.WriteLine($"wrote {parse.GetValue(output)}");
+                return 0;
+            }
+            finally
+            {
+                encoder?.Dispose();
+            }
+        });
         return command;
     }
 

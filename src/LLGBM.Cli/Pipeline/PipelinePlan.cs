@@ -48,8 +48,12 @@ public sealed record PipelinePlan
 
     /// <summary>The task-mixture experiment (<see cref="MixturesStage"/>).</summary>
     public required PipelineMixtures Mixtures { get; init; }
+
     /// <summary>The robustness evaluation (paraphrased and reformatted conditions) and the low-data runs.</summary>
     public required RobustnessPlan Robustness { get; init; }
+
+    /// <summary>The cross-backbone transfer stage's settings (<see cref="TransferStage"/>).</summary>
+    public required PipelineTransferSettings Transfer { get; init; }
 
     /// <summary>The full experiment: every variant, three seeds of the main three, the λ sweep and the controls.</summary>
     public static PipelinePlan Full { get; } = new()
@@ -83,6 +87,7 @@ public sealed record PipelinePlan
             [.. new long[] { 0, 1, 2 }.SelectMany(s => new[] { new PipelineGeneratorRun("dnd-weight", s), new PipelineGeneratorRun("multitask", s), new PipelineGeneratorRun("delta-only", s) })],
             "dnd-weight",
             [["--train-fraction", "0.5"], ["--train-fraction", "0.25"], ["--teacher-checkpoints", "1"]]),
+        Transfer = TransferStage.Full,
     };
 
     /// <summary>The reduced plan for CI: a short pretraining, eight teachers, three generator variants of 20 steps.</summary>
@@ -116,6 +121,7 @@ public sealed record PipelinePlan
         Mixtures = new([("add-1", "upper")], ["--steps", "60", "--checkpoints", "1", "--eval-limit", "10"],
             ["dnd-weight-seed0", "multitask-seed0"], null, ["--limit", "10", "--conditions", "1"]),
         Robustness = new([new("dnd-weight", 0)], "dnd-weight", [["--train-fraction", "0.5"]]),
+        Transfer = TransferStage.Reduced,
     };
 
     /// <summary>The run directory name <c>llgbm generator train</c> gives a run.</summary>

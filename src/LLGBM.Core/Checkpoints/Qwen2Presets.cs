@@ -52,6 +52,12 @@ public static class Qwen2Presets
         TorchDtype = "float32",
     };
 
+    /// <summary>
+    /// A second small byte-level backbone of another width and depth, for cross-backbone transfer: H 96, 3 layers,
+    /// intermediate 256, 4 query heads over 2 KV heads (head dimension 24), tied embeddings.
+    /// </summary>
+    public static Qwen2Config TinyB => Tiny with { HiddenSize = 96, IntermediateSize = 256, NumHiddenLayers = 3 };
+
     /// <summary>A minimal model for unit tests: H 32, 2 layers, 4 query heads over 2 KV heads, untied head.</summary>
     public static Qwen2Config Micro => new()
     {
@@ -78,6 +84,7 @@ public static class Qwen2Presets
         ["qwen2.5-7b"] = Qwen25_7B,
         ["qwen2.5-7b-instruct"] = Qwen25_7B,
         ["tiny"] = Tiny,
+        ["tiny-b"] = TinyB,
         ["micro"] = Micro,
     };
 

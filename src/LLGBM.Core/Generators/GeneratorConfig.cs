@@ -152,6 +152,20 @@ public sealed record GeneratorConfig
     /// <summary>Generic probes of the delta term (the cached teacher deltas must use the same probes).</summary>
     public int Probes { get; init; } = 5;
 
+    /// <summary>
+    /// The kind of delta the generator is supervised with: the delta term's targets, the two-stage predictor's δ̂ targets
+    /// and its decoder's inputs. <c>Activation</c> (the default): the base model's hidden-state shift on the
+    /// <see cref="Probes"/> generic probes, of the backbone's width. <c>Meaning</c>: the shift in log-probability per
+    /// UTF-8 byte of the training tasks' right answers (<see cref="MeaningProbesPerTask"/> pairs per training task, a
+    /// fixed draw), one coordinate per text pair, so that runs on backbones of different width, depth and tokenizer
+    /// read and write deltas of the same coordinates.
+    /// </summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<LLGBM.Delta.DeltaKind>))]
+    public LLGBM.Delta.DeltaKind DeltaKind { get; init; } = LLGBM.Delta.DeltaKind.Activation;
+
+    /// <summary>With <see cref="DeltaKind"/> <c>Meaning</c>: (prompt, right answer) pairs drawn from each training task.</summary>
+    public int MeaningProbesPerTask { get; init; } = 2;
+
     /// <summary>Optimiser steps.</summary>
     public int Steps { get; init; } = 300;
 
@@ -276,6 +290,8 @@ public sealed record GeneratorConfig
             "weight_loss Tokens compares LoRA-token grids: it needs the HyperConv architecture and a variant other than TwoStage.");
         Check(DeltaAdapters >= 0, $"delta_adapters ({DeltaAdapters}) cannot be negative.");
         Check(Probes >= 1, $"probes ({Probes}) must be at least 1.");
+        Check(Enum.IsDefined(DeltaKind), $"delta_kind ({(int)DeltaKind}) must be Activation or Meaning.");
+        Check(MeaningProbesPerTask >= 1, $"meaning_probes_per_task ({MeaningProbesPerTask}) must be at least 1.");
         Check(Steps >= 1 && AdaptersPerStep >= 1 && Microbatch >= 1, "steps, adapters_per_step and microbatch must be positive.");
         Check(LearningRate > 0 && double.IsFinite(LearningRate), $"learning_rate ({LearningRate}) must be positive.");
         Check(WarmupSteps >= 0 && WeightDecay >= 0 && ClipNorm > 0, "warmup_steps and weight_decay must be non-negative and clip_norm positive.");

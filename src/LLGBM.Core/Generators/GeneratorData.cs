@@ -29,7 +29,7 @@ public sealed class GeneratorData : IDisposable
 {
     GeneratorData(
         GeneratorInputs inputs, Qwen2ForCausalLM model, ITokenizer tokenizer, IReadOnlyList<TaskData> train, IReadOnlyList<TaskData> test,
-        TeacherBank teachers, ConditionBank conditions, DeltaEmbedder embedder, ProbeSet probes, string encoder)
+        TeacherBank teachers, ConditionBank conditions, IDeltaEmbedder embedder, DeltaMeasure measure, string coordinates, ProbeSet probes, string encoder)
     {
         Inputs = inputs;
         Model = model;
@@ -39,6 +39,8 @@ public sealed class GeneratorData : IDisposable
         Teachers = teachers;
         Conditions = conditions;
         Embedder = embedder;
+        Measure = measure;
+        DeltaCoordinates = coordinates;
         Probes = probes;
         Encoder = encoder;
     }
@@ -64,10 +66,19 @@ public sealed class GeneratorData : IDisposable
     /// <summary>The encoded condition pools of the training and test tasks.</summary>
     public ConditionBank Conditions { get; }
 
-    /// <summary>The differentiable delta embedder of the probes.</summary>
-    public DeltaEmbedder Embedder { get; }
+    /// <summary>The differentiable delta embedder of the config's delta kind and probes.</summary>
+    public IDeltaEmbedder Embedder { get; }
 
-    /// <summary>The probes of the delta term.</summary>
+    /// <summary>What the deltas measure (<see cref="GeneratorConfig.DeltaKind"/>) and on which probes.</summary>
+    public DeltaMeasure Measure { get; }
+
+    /// <summary>
+    /// The hash of what the deltas' coordinates mean, apart from any tokenizer (<see cref="CoordinatesOf"/>): two runs
+    /// whose deltas share it read and write the same coordinates.
+    /// </summary>
+    public string DeltaCoordinates { get; }
+
+    /// <summary>The generic probes of the delta activation and of the logit-KL tether.</summary>
     public ProbeSet Probes { get; }
 
     /// <summary>The condition encoder's identity.</summary>
@@ -116,9 +127,11 @@ public sealed class GeneratorData : IDisposable
         {
             var tokenizer = Tokenizers.Load(inputs.Base);
             var probes = ProbeSet.Generic(config.Probes);
-            log?.Invoke($"loading teachers and deltas ({probes.Name})");
+            var measure = MeasureOf(config, train, probes);
+            var coordinates = CoordinatesOf(config, train, probes, model.Config);
+            log?.Invoke($"loading teachers and deltas ({measure.Kind.ToString().ToLowerInvariant()}, {measure.ProbeSetName}, {measure.ProbeCount} probes)");
             teachers = TeacherBank.Load(
-                inputs.Teachers, inputs.Deltas, inputs.Base, probes, DeltaSpec.Default,
+                inputs.Teachers, inputs.Deltas, inputs.Base, measure,
                 [.. train.Concat(test).Select(t => t.Spec.Name)], model.Config, device: device, checkpointsPerTask: config.TeacherCheckpoints);
             if (config.ShuffleDeltas)
             {
@@ -127,8 +140,8 @@ public sealed class GeneratorData : IDisposable
             }
             log?.Invoke($"encoding condition pools ({config.ConditionPool} examples per task, {encoder})");
             conditions = new ConditionBank(train.Concat(test), config.ConditionPool, config.ConditionMode, config.Seed, encode);
-            var embedder = new DeltaEmbedder(model, probes.Tokenize(tokenizer), DeltaSpec.Default);
-            return new GeneratorData(inputs, model, tokenizer, train, test, teachers, conditions, embedder, probes, encoder);
+            var embedder = measure.CreateEmbedder(model, tokenizer);
+            return new GeneratorData(inputs, model, tokenizer, train, test, teachers, conditions, embedder, measure, coordinates, probes, encoder);
         }
         catch
         {
@@ -138,6 +151,45 @@ public sealed class GeneratorData : IDisposable
             throw;
         }
     }
+
+    /// <summary>The seed of the draw of the meaning probes (fixed, so that runs of any seed share the coordinates).</summary>
+    public const long MeaningProbeSeed = 0x3EA1;
+
+    /// <summary>
+    /// The delta measure of <paramref name="config"/>: the delta activation of the generic <paramref name="probes"/>, or
+    /// the delta meaning of <see cref="GeneratorConfig.MeaningProbesPerTask"/> (prompt, right answer) pairs of each
+    /// training task (in the given order; <see cref="MeaningProbeSeed"/>), per UTF-8 byte.
+    /// </summary>
+    public static DeltaMeasure MeasureOf(GeneratorConfig config, IReadOnlyList<TaskData> train, ProbeSet probes) =>
+        config.DeltaKind switch
+        {
+            DeltaKind.Activation => DeltaMeasure.Activation(probes, DeltaSpec.Default),
+            DeltaKind.Meaning => DeltaMeasure.Meaning(MeaningProbeSet.FromTasks(train, config.MeaningProbesPerTask, MeaningProbeSeed), MeaningDeltaSpec.Default),
+            var k => throw new LlgbmException($"Generator config: unknown delta_kind {k}."),
+        };
+
+    /// <summary>
+    /// The hash of the deltas' coordinates of <paramref name="config"/> on a backbone of <paramref name="model"/>'s shape:
+    /// for the delta meaning, the (prompt, continuation) texts and the normalisation, the same on every backbone; for the
+    /// delta activation, the probe texts, the spec and the backbone's hidden width and depth, since its coordinates are
+    /// the backbone's hidden units.
+    /// </summary>
+    public static string CoordinatesOf(GeneratorConfig config, IReadOnlyList<TaskData> train, ProbeSet probes, Qwen2Config model) =>
+        config.DeltaKind == DeltaKind.Meaning
+            ? ContentHash.OfText(System.Text.Json.JsonSerializer.Serialize(new
+            {
+                kind = "meaning",
+                spec = MeaningDeltaSpec.Default.Key(),
+                pairs = MeaningProbeSet.FromTasks(train, config.MeaningProbesPerTask, MeaningProbeSeed).Probes.Select(p => new[] { p.Prompt, p.Continuation }),
+            }))
+            : ContentHash.OfText(System.Text.Json.JsonSerializer.Serialize(new
+            {
+                kind = "activation",
+                spec = DeltaSpec.Default.Key(),
+                texts = probes.Texts,
+                hidden = model.HiddenSize,
+                layers = model.NumHiddenLayers,
+            }));
 
     /// <summary>The probes as one right-padded batch: ids and attention mask, [P, T] each (built once).</summary>
     public (Tensor Ids, Tensor Mask) ProbeBatch()

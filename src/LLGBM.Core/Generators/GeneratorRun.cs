@@ -254,6 +254,11 @@ public static class GeneratorRun
             ["encoder"] = encoding.Identity,
             ["condition_dim"] = data.Conditions.Dim,
             ["delta_dim"] = data.Embedder.Dim,
+            ["delta_kind"] = data.Measure.Kind.ToString(),
+            ["delta_probes"] = data.Measure.ProbeSetName,
+            ["delta_coordinates"] = data.DeltaCoordinates,
+            ["hidden_size"] = data.Model.Config.HiddenSize,
+            ["layers"] = data.Model.Config.NumHiddenLayers,
             ["lora"] = JsonSerializer.SerializeToNode(data.Teachers.Lora, Json),
             ["train_tasks"] = new JsonArray([.. data.TrainTasks.Select(t => (JsonNode)t.Spec.Name)]),
             ["test_tasks"] = new JsonArray([.. data.TestTasks.Select(t => (JsonNode)t.Spec.Name)]),
@@ -267,7 +272,11 @@ public static class GeneratorRun
     /// <param name="ConditionDim">D.</param>
     /// <param name="Lora">The emitted LoRA shape.</param>
     /// <param name="DeltaDim">The width of the deltas (of the probes the run was trained with).</param>
-    public sealed record RunInfo(GeneratorInputs Inputs, string Encoder, int ConditionDim, LoraConfig Lora, int DeltaDim);
+    /// <param name="DeltaKind">The kind of the deltas (<c>Activation</c> for runs written before the field existed).</param>
+    /// <param name="DeltaCoordinates">The hash of the deltas' coordinates (<see cref="GeneratorData.CoordinatesOf"/>; null for older runs).</param>
+    /// <param name="HiddenSize">The base model's hidden width (null for older runs).</param>
+    public sealed record RunInfo(GeneratorInputs Inputs, string Encoder, int ConditionDim, LoraConfig Lora, int DeltaDim,
+        Delta.DeltaKind DeltaKind = Delta.DeltaKind.Activation, string? DeltaCoordinates = null, int? HiddenSize = null);
 
     /// <summary>Reads <c>run.json</c> of a run.</summary>
     public static RunInfo ReadRunFile(string runDir)
@@ -283,12 +292,23 @@ public static class GeneratorRun
                 (string)node["encoder"]!,
                 (int)node["condition_dim"]!,
                 node["lora"].Deserialize<LoraConfig>(Json)!,
-                (int)node["delta_dim"]!);
+                (int)node["delta_dim"]!,
+                node["delta_kind"] is { } kind ? Enum.Parse<Delta.DeltaKind>((string)kind!) : Delta.DeltaKind.Activation,
+                (string?)node["delta_coordinates"],
+                (int?)node["hidden_size"] ?? HiddenSizeOf(node["inputs"].Deserialize<GeneratorInputs>(Json)!.Base));
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or ArgumentException)
         {
             throw new LlgbmException($"{path}: not a run description ({e.Message}).");
         }
+    }
+
+    // The base model's hidden width from its config.json, for runs written before run.json recorded it (null when the
+    // base is not where the run found it).
+    static int? HiddenSizeOf(string baseDir)
+    {
+        var path = Path.Combine(baseDir, "config.json");
+        return File.Exists(path) ? Model.Qwen2Config.Load(path).HiddenSize : null;
     }
 
     /// <summary>

@@ -52,6 +52,17 @@ public sealed class TeacherBank : IDisposable
     /// </summary>
     public static TeacherBank Load(
         string poolDir, string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec, IReadOnlyCollection<string> tasks,
+        Qwen2Config model, Action<DeltaCacheProgress>? progress = null, Device? device = null, int checkpointsPerTask = 0) =>
+        Load(poolDir, cacheDir, baseDir, DeltaMeasure.Activation(probes, spec), tasks, model, progress, device, checkpointsPerTask);
+
+    /// <summary>
+    /// Loads the kept checkpoints of <paramref name="tasks"/> from the teacher pool <paramref name="poolDir"/> with
+    /// their deltas of <paramref name="measure"/> (either kind) from the cache <paramref name="cacheDir"/>, computing the
+    /// missing ones first; with <paramref name="checkpointsPerTask"/> above 0, only each task's last that many
+    /// checkpoints. Every teacher must share one LoRA configuration.
+    /// </summary>
+    public static TeacherBank Load(
+        string poolDir, string cacheDir, string baseDir, DeltaMeasure measure, IReadOnlyCollection<string> tasks,
         Qwen2Config model, Action<DeltaCacheProgress>? progress = null, Device? device = null, int checkpointsPerTask = 0)
     {
         if (checkpointsPerTask < 0)
@@ -60,8 +71,8 @@ public sealed class TeacherBank : IDisposable
         var missing = tasks.Where(t => manifests.All(m => m.Task != t)).ToList();
         if (missing.Count > 0)
             throw new LlgbmException($"{poolDir}: the teacher pool has no teachers for {string.Join(", ", missing)}; train them with llgbm teachers train.");
-        DeltaCache.Compute(baseDir, poolDir, cacheDir, probes, spec, progress: progress, device: device);
-        var deltas = DeltaCache.Load(cacheDir, baseDir, probes, spec);
+        DeltaCache.Compute(baseDir, poolDir, cacheDir, measure, progress: progress, device: device);
+        var deltas = DeltaCache.Load(cacheDir, baseDir, measure);
         var byAdapter = deltas.ToDictionary(d => d.Adapter, StringComparer.Ordinal);
         var entries = new List<TeacherEntry>();
         LoraConfig? shared = null;

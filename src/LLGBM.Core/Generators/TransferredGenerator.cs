@@ -1,0 +1,69 @@
+using LLGBM.Lora;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace LLGBM.Generators;
+
+/// <summary>
+/// One two-stage run's predictor (conditions → δ̂) driving another two-stage run's decoder (δ → LoRA): across backbones,
+/// the predictor trained on backbone A's teachers and the decoder on backbone B's, composable when both runs' deltas
+/// share their coordinates (the delta meaning of the same text pairs). With <paramref name="standardize"/>, δ̂ is moved
+/// from the predictor run's scale to the decoder run's coordinate by coordinate before decoding: standardised with the
+/// predictor run's training-teacher delta mean and std, then scaled back with the decoder run's,
+/// δ = μ_B + σ_B ⊙ (δ̂_A − μ_A) / σ_A, since one task's log-probability shifts need not be of one size on two
+/// backbones. Generation only; it owns neither generator.
+/// </summary>
+public sealed class TransferredGenerator(TwoStageGenerator predictor, TwoStageGenerator decoder, bool standardize = false) : ILoraGenerator
+{
+    /// <summary>Whether δ̂ is moved to the decoder run's per-coordinate scale before decoding.</summary>
+    public bool Standardize { get; } = standardize;
+
+    /// <summary>The run whose predictor is used.</summary>
+    public TwoStageGenerator Predictor { get; } = Check(predictor, decoder);
+
+    /// <summary>The run whose decoder is used.</summary>
+    public TwoStageGenerator Decoder { get; } = decoder;
+
+    static TwoStageGenerator Check(TwoStageGenerator predictor, TwoStageGenerator decoder) =>
+        predictor.DeltaDim == decoder.DeltaDim
+            ? predictor
+            : throw new LlgbmException($"Transfer: the predictor emits deltas of width {predictor.DeltaDim}, the decoder reads deltas of width {decoder.DeltaDim}.");
+
+    /// <inheritdoc/>
+    public LoraConfig Lora => Decoder.Lora;
+
+    /// <inheritdoc/>
+    public int ConditionDim => Predictor.ConditionDim;
+
+    /// <inheritdoc/>
+    public LoraSet Generate(Tensor conditions)
+    {
+        using var scope = NewDisposeScope();
+        var delta = Predictor.PredictDelta(conditions);
+        if (Standardize)
+            delta = (delta - Predictor.decoder.condition_mean) / Predictor.decoder.condition_std * Decoder.decoder.condition_std + Decoder.decoder.condition_mean;
+        var set = Decoder.Decode(delta);
+        foreach (var t in set.Tensors())
+            t.MoveToOuterDisposeScope();
+        return set;
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() =>
+        Predictor.NamedParameters().Select(p => ("predictor." + p.Name, p.Parameter))
+            .Concat(Decoder.NamedParameters().Select(p => ("decoder." + p.Name, p.Parameter)));
+
+    /// <summary>Not supported: each part keeps the statistics of its own run.</summary>
+    public void SetConditionStatistics(Tensor mean, Tensor std) =>
+        throw new LlgbmException("Transfer: the predictor keeps its own run's condition statistics.");
+
+    /// <inheritdoc/>
+    public void SetTraining(bool training)
+    {
+        Predictor.SetTraining(training);
+        Decoder.SetTraining(training);
+    }
+
+    /// <summary>Disposes nothing: the two generators belong to the caller.</summary>
+    public void Dispose() { }
+}
