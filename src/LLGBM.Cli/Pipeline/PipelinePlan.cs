@@ -46,6 +46,9 @@ public sealed record PipelinePlan
     /// <summary>Arguments of <c>llgbm bench generator</c> beyond the configs and the root.</summary>
     public required IReadOnlyList<string> BenchArgs { get; init; }
 
+    /// <summary>The probe-design study and the delta quality of generated adapters (see <see cref="DeltaStudyStage"/>).</summary>
+    public required DeltaStudySettings DeltaStudy { get; init; }
+
     /// <summary>The full experiment: every variant, three seeds of the main three, the λ sweep and the controls.</summary>
     public static PipelinePlan Full { get; } = new()
     {
@@ -72,6 +75,7 @@ public sealed record PipelinePlan
         RetrievalKs = [1, 2, 3, 5, 8],
         RetrievalArgs = ["--merges", "linear,ties,dare-ties", "--limit", "50"],
         BenchArgs = ["--steps", "15"],
+        DeltaStudy = new(["--checkpoints", "2"], ["--batches", "3"], ["dnd-weight", "multitask", "delta-only"]),
     };
 
     /// <summary>The reduced plan for CI: a short pretraining, eight teachers, three generator variants of 20 steps.</summary>
@@ -102,6 +106,7 @@ public sealed record PipelinePlan
         RetrievalKs = [1, 2],
         RetrievalArgs = ["--merges", "linear,ties", "--limit", "10", "--library-batches", "2"],
         BenchArgs = ["--steps", "3", "--warmup", "1"],
+        DeltaStudy = new(["--checkpoints", "1", "--variants", "generic-5,generic-1,tasks-1-0,pool-mean"], ["--batches", "1"], ["dnd-weight", "multitask", "delta-only"]),
     };
 
     /// <summary>The run directory name <c>llgbm generator train</c> gives a run.</summary>
