@@ -83,12 +83,23 @@ public static class EvalGeneratedDeltasCommand
             using var embedder = new GeneratedAdapterEmbedder(baseDir, poolDir, ProbeSet.Generic(parse.GetValue(generic)), DeltaSpec.Default, torchDevice);
             err.WriteLine($"[generated deltas] teacher deltas of {embedder.TeacherDeltas.Count} tasks");
             var results = new List<RunResult>();
-            foreach (var runDir in parse.GetValue(runs)!)
+            // Runs of the same encoder and seed share one opened encoder.
+            var encoders = new Dictionary<(string, long), Conditioning.ISentenceEncoder>();
+            try
             {
-                var config = GeneratorConfig.Load(Path.Combine(runDir, GeneratorRun.ConfigFile));
-                using var encoder = GeneratorCommand.OpenEncoder(config.Encoder, baseDir, config.Seed, cacheDir, torchDevice);
-                var set = embedder.Embed(runDir, suite, ConditionEncoding.From(encoder), parse.GetValue(batches), parse.GetValue(seed), line => err.WriteLine($"[generated deltas] {line}"));
-                results.Add(Evaluate(set, embedder, mixtures));
+                foreach (var runDir in parse.GetValue(runs)!)
+                {
+                    var config = GeneratorConfig.Load(Path.Combine(runDir, GeneratorRun.ConfigFile));
+                    if (!encoders.TryGetValue((config.Encoder, config.Seed), out var encoder))
+                        encoders[(config.Encoder, config.Seed)] = encoder = GeneratorCommand.OpenEncoder(config.Encoder, baseDir, config.Seed, cacheDir, torchDevice);
+                    var set = embedder.Embed(runDir, suite, ConditionEncoding.From(encoder), parse.GetValue(batches), parse.GetValue(seed), line => err.WriteLine($"[generated deltas] {line}"));
+                    results.Add(Evaluate(set, embedder, mixtures));
+                }
+            }
+            finally
+            {
+                foreach (var encoder in encoders.Values)
+                    encoder.Dispose();
             }
             var result = new Output(
                 baseDir, poolDir, tasksDir, embedder.Probes.Name, embedder.Spec.Key(), parse.GetValue(batches), parse.GetValue(seed), results);

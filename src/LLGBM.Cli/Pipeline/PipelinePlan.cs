@@ -106,7 +106,7 @@ public sealed record PipelinePlan
         RetrievalKs = [1, 2],
         RetrievalArgs = ["--merges", "linear,ties", "--limit", "10", "--library-batches", "2"],
         BenchArgs = ["--steps", "3", "--warmup", "1"],
-        DeltaStudy = new(["--checkpoints", "1", "--variants", "generic-5,generic-1,tasks-1-0,pool-mean"], ["--batches", "1"], ["dnd-weight", "multitask", "delta-only"]),
+        DeltaStudy = new(["--checkpoints", "1", "--variants", "generic-5,tasks-1-0"], ["--batches", "1"], ["multitask"]),
     };
 
     /// <summary>The run directory name <c>llgbm generator train</c> gives a run.</summary>
