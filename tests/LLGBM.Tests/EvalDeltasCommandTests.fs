@@ -18,13 +18,13 @@ open LLGBM.Teachers
 open LLGBM.Text
 open LLGBM.Tests.TestCli
 
-let private pooled = [| "add-2"; "double"; "reverse"; "upper"; "mix-add-2+reverse" |]
+let pooled = [| "add-2"; "double"; "reverse"; "upper"; "mix-add-2+reverse" |]
 
 /// A tiny base (random weights, byte tokenizer), a small suite and a pool of 5 tasks × 2 kept adapters (steps 2, 4):
 /// two arithmetic tasks, two string tasks and the mixture of add-2 and reverse. The adapters are random (r 8, alpha 16
 /// on q, k, v, gate, up, down; A and B from N(0, 0.05²)), written as PEFT directories with the records a trained pool
 /// has, so the pool is built in seconds.
-let private fixture =
+let fixture =
     lazy
         (let root = TestPools.tempRoot "llgbm-ed"
          let baseDir, suite = TestPools.tinyBaseAndSuite root

@@ -33,11 +33,13 @@ public static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the table." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
-        var command = new Command("eval", "Evaluates a model on tasks: exact match for generation tasks, choice accuracy by log-likelihood for multiple choice. The subcommand deltas evaluates the teacher pool's embeddings (clustering by domain, additivity).")
+        var command = new Command("eval", "Evaluates a model on tasks: exact match for generation tasks, choice accuracy by log-likelihood for multiple choice. The subcommand deltas evaluates the teacher pool's embeddings (clustering by domain, additivity), probe-design the delta activation's probes, layers and pooling, generated-deltas the embeddings of generated adapters.")
         {
             model, tasks, task, format, limit, batchSize, normalize, predictions, output, json, device, dtype,
         };
         command.Subcommands.Add(EvalDeltasCommand.Create());
+        command.Subcommands.Add(EvalProbeDesignCommand.Create());
+        command.Subcommands.Add(EvalGeneratedDeltasCommand.Create());
         CommandAction.Set(command, parse =>
         {
             var options = new EvaluationOptions

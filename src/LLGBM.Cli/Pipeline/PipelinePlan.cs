@@ -55,6 +55,9 @@ public sealed record PipelinePlan
     /// <summary>The cross-backbone transfer stage's settings (<see cref="TransferStage"/>).</summary>
     public required PipelineTransferSettings Transfer { get; init; }
 
+    /// <summary>The probe-design study and the delta quality of generated adapters (see <see cref="DeltaStudyStage"/>).</summary>
+    public required DeltaStudySettings DeltaStudy { get; init; }
+
     /// <summary>The full experiment: every variant, three seeds of the main three, the λ sweep and the controls.</summary>
     public static PipelinePlan Full { get; } = new()
     {
@@ -88,6 +91,7 @@ public sealed record PipelinePlan
             "dnd-weight",
             [["--train-fraction", "0.5"], ["--train-fraction", "0.25"], ["--teacher-checkpoints", "1"]]),
         Transfer = TransferStage.Full,
+        DeltaStudy = new(["--checkpoints", "2"], ["--batches", "3"], ["dnd-weight", "multitask", "delta-only"]),
     };
 
     /// <summary>The reduced plan for CI: a short pretraining, eight teachers, three generator variants of 20 steps.</summary>
@@ -122,6 +126,7 @@ public sealed record PipelinePlan
             ["dnd-weight-seed0", "multitask-seed0"], null, ["--limit", "10", "--conditions", "1"]),
         Robustness = new([new("dnd-weight", 0)], "dnd-weight", [["--train-fraction", "0.5"]]),
         Transfer = TransferStage.Reduced,
+        DeltaStudy = new(["--checkpoints", "1", "--variants", "generic-5,tasks-1-0"], ["--batches", "1"], ["multitask"]),
     };
 
     /// <summary>The run directory name <c>llgbm generator train</c> gives a run.</summary>
