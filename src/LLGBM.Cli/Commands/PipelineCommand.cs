@@ -20,7 +20,7 @@ public static class PipelineCommand
         };
         var command = new Command(
             "pipeline",
-            "Runs the whole experiment: synthetic suite, base model, teacher pool, delta cache, delta quality, every generator variant and control (three seeds of the main ones), retrieval and merging, the generator benchmark, and the paper tables. Finished stages are reused; an interrupted run resumes.")
+            "Runs the whole experiment: synthetic suite, base model, teacher pool, delta cache, delta quality, every generator variant and control (three seeds of the main ones), retrieval and merging, task mixtures, reworded conditions and fewer teachers, transfer to a second backbone, the probe-design study, the generator benchmark, and the paper tables. Finished stages are reused; an interrupted run resumes.")
         {
             quick, output, paper, noScripts, jobs,
         };

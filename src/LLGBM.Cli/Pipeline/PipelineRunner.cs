@@ -5,12 +5,14 @@ using LLGBM.Generators;
 namespace LLGBM.Cli.Pipeline;
 
 /// <summary>
-/// Runs the whole experiment through the <c>llgbm</c> commands, in process and in order: the synthetic suite, the base
-/// model, its evaluation, the teacher pool, the delta cache, the delta-quality check, every generator run, retrieval and
-/// merging on the held-out tasks, the generator benchmark, and the paper scripts. Every stage reuses what is already
-/// there (the commands skip finished work; results files already written are kept), so an interrupted pipeline resumes.
-/// With <paramref name="jobs"/> above 1, the teacher pool (in shards) and the generator runs go to that many child
-/// processes at once (see <see cref="LlgbmProcesses"/>); their logs are kept under <c>ROOT/logs</c>.
+/// Runs the whole experiment through the <c>llgbm</c> commands, in order: the synthetic suite, the base model, its
+/// evaluation, the teacher pool, the delta cache, the delta-quality check, every generator run, retrieval and merging on
+/// the held-out tasks, the task mixtures, robustness and low data, cross-backbone transfer, the delta studies, the
+/// generator benchmark, and the paper scripts. Every stage reuses what is already there (the commands skip finished
+/// work; results files already written are kept), so an interrupted pipeline resumes. With <paramref name="jobs"/>
+/// above 1, the teacher pool (in shards) and the generator runs (the main, low-data and transfer runs) go to that many
+/// child processes at once (see <see cref="LlgbmProcesses"/>), their logs kept under <c>ROOT/logs</c>; with 1, every
+/// command runs in this process.
 /// </summary>
 public sealed class PipelineRunner(PipelinePlan plan, string root, string paper, string repository, TextWriter log, bool runScripts, int jobs = 1)
 {
