@@ -6,6 +6,13 @@ namespace LLGBM.Cli;
 /// <summary>Parses the <c>--device</c> and <c>--dtype</c> values every command accepts.</summary>
 public static class TorchChoices
 {
+    /// <summary>The environment variable that sets every command's default <c>--device</c> (<c>llgbm pipeline --device</c> sets it).</summary>
+    public const string DeviceVariable = "LLGBM_DEVICE";
+
+    /// <summary>The default <c>--device</c>: the value of <see cref="DeviceVariable"/> when set, else <c>cpu</c>.</summary>
+    public static string DefaultDevice =>
+        Environment.GetEnvironmentVariable(DeviceVariable) is { Length: > 0 } name ? name : "cpu";
+
     /// <summary>The accepted <c>--dtype</c> names.</summary>
     public static readonly string[] DtypeNames = ["f32", "bf16", "f16"];
 

@@ -56,7 +56,7 @@ public static class BaseCommand
         var steps = new Option<int?>("--steps") { Description = "Optimiser steps (default: the recipe's)." };
         var seed = new Option<long>("--seed") { Description = "Seed of the initialisation, the example order and the synthetic suite.", DefaultValueFactory = _ => 0 };
         var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples per task and format in the final evaluation.", DefaultValueFactory = _ => 100 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var force = new Option<bool>("--force") { Description = "Pretrain again even when the directory holds this recipe's model." };
         var command = new Command("pretrain", "Pretrains a base model on the instruction-prefixed synthetic suite, evaluates it with and without instructions, and writes the checkpoint with its byte-level tokenizer.")
         {

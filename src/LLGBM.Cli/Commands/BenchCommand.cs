@@ -32,7 +32,7 @@ public static class BenchCommand
         var runs = new Option<string>("--runs") { Description = "Where the inputs live (base-tiny, suite, teachers, deltas, encodings).", DefaultValueFactory = _ => "runs" };
         var steps = new Option<int>("--steps") { Description = "Timed steps per config.", DefaultValueFactory = _ => 20 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first.", DefaultValueFactory = _ => 3 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON." };
         var command = new Command(
             "generator",
@@ -76,7 +76,7 @@ public static class BenchCommand
         var allLogits = new Option<bool>("--all-logits") { Description = "Compute logits at every position (default: last token only)." };
         var matmul = new Option<int>("--matmul-size") { Description = "Side of the reference square matmul.", DefaultValueFactory = _ => 2048 };
         var attention = new Option<string>("--attention") { Description = "sdpa or eager.", DefaultValueFactory = _ => "sdpa" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var dtype = new Option<string>("--dtype") { Description = "f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON instead of a table." };
         var command = new Command("forward", "Tokens per second of the Qwen2 forward pass, its GFLOP/s, and model FLOP utilisation relative to a large matmul.")
@@ -145,7 +145,7 @@ public static class BenchCommand
         var rank = new Option<int>("--rank") { Description = "LoRA rank of the adapters (on the teacher pool's modules q, k, v, gate, up, down).", DefaultValueFactory = _ => 8 };
         var iterations = new Option<int>("--iters") { Description = "Timed rounds, each running every measurement once (times are medians over rounds, ratios medians of the ratios within a round).", DefaultValueFactory = _ => 5 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => 1 };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var dtype = new Option<string>("--dtype") { Description = "f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
         var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads during the run (default: libtorch's own choice); fewer than the cores give steadier timings on a shared machine." };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON instead of a table." };

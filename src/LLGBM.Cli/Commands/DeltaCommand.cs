@@ -22,7 +22,7 @@ public static class DeltaCommand
         var finetuned = new Option<string?>("--finetuned") { Description = "Instead of --adapter: a fully fine-tuned checkpoint directory, compared to --model on the same probes (read with --model's tokenizer)." };
         var measureOptions = new DeltaMeasureOptions();
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print {\"delta\": [...]}." };
         var command = new Command(
             "delta",

@@ -23,7 +23,7 @@ public static class DeltasCommand
         var output = new Option<string>("--out") { Description = "The cache directory.", DefaultValueFactory = _ => "runs/deltas" };
         var measureOptions = new DeltaMeasureOptions();
         var shard = new Option<string>("--shard") { Description = "i/n: compute only shard i (0-based) of n of the adapters, dealt round-robin.", DefaultValueFactory = _ => "0/1" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command("compute", "Computes the delta (activation or meaning) of every kept teacher adapter (reusing cached entries), rebuilds the cache manifest and prints norm statistics, outliers and broken (zero) adapters.")
         {
             baseModel, teachers, output,

@@ -25,7 +25,7 @@ public static class EncodeCommand
         var seed = new Option<long>("--seed") { Description = "The seed of --encoder random.", DefaultValueFactory = _ => 0 };
         var cache = new Option<string?>("--cache") { Description = "An encoding cache directory: texts found there are not encoded again, new ones are stored." };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype of lm-mean: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
-        var device = new Option<string>("--device") { Description = "Where lm-mean runs: cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "Where lm-mean runs: cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print {\"encoder\", \"identity\", \"dimension\", \"vectors\": [[...]], \"cosine\": [[...]]}." };
         var command = new Command("encode", "Encodes texts with a condition encoder and prints each encoding's norm and the pairwise cosine similarities (or, with --json, the vectors).")
         {

@@ -31,7 +31,7 @@ public static class EvalCommand
         var predictions = new Option<bool>("--predictions") { Description = "Keep every example's prediction in the JSON results." };
         var output = new Option<string?>("--out") { Description = "Write the results to this JSON file (an array, one object per task and format)." };
         var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the table." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
         var command = new Command("eval", "Evaluates a model on tasks: exact match for generation tasks, choice accuracy by log-likelihood for multiple choice. The subcommand deltas evaluates the teacher pool's embeddings (clustering by domain, additivity), probe-design the delta activation's probes, layers and pooling, generated-deltas the embeddings of generated adapters.")
         {

@@ -69,7 +69,7 @@ public static class EvalDeltasCommand
         var prompts = new Option<int>("--prompts") { Description = "Training prompts per prompt embedding (each checkpoint of a task gets its own seeded sample).", DefaultValueFactory = _ => 32 };
         var output = new Option<string?>("--out") { Description = "Write the results to this JSON file." };
         var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the tables." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command("deltas", "Delta Activations evaluation of a teacher pool: silhouette with cosine distance over domains for delta activations, flattened LoRA weights (A and B; ΔW) and the base model's prompt embedding, per checkpoint and per task; and the additivity of mixture tasks.")
         {
             baseModel, teachers, tasks, cache, generic, pooling, prompts, output, json, device,

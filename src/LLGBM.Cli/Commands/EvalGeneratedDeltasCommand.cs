@@ -65,7 +65,7 @@ public static class EvalGeneratedDeltasCommand
         var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: a folder under the system's temporary directory)." };
         var output = new Option<string?>("--out") { Description = "Write the results to this JSON file." };
         var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the tables." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command("generated-deltas", "Delta quality of generated adapters: for every task a run trained on or held out, several prompt batches through the run's generator; silhouette by domain of their delta activations, flattened weights (A and B; ΔW) and prompt embeddings, and each generated delta's cosine to its own task's teacher delta against the other tasks'.")
         {
             runs, baseModel, teachers, tasks, batches, seed, generic, encodings, output, json, device,

@@ -64,7 +64,7 @@ public static class EvalProbeDesignCommand
         var checkpoints = new Option<int?>("--checkpoints") { Description = "Use the last N kept checkpoints of each task (default: all)." };
         var output = new Option<string?>("--out") { Description = "Write the results to this JSON file." };
         var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the table." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command("probe-design", "Probe design of the delta activation on a teacher pool: for each variant (generic probe count, generic or task probes, final-norm state or several layers, last token or mean pooling) the silhouette by domain, the leave-one-task-out 1-NN accuracy by domain and the compute cost. Deltas are computed in memory; no delta cache is read or written.")
         {
             baseModel, teachers, tasks, variants, perTask, probeSeed, checkpoints, output, json, device,

@@ -16,7 +16,7 @@ public static class ForwardCommand
         var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory (config.json + model.safetensors or shards).", Required = true };
         var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, e.g. 1,2,3.", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter directory to apply (adapter_config.json + adapter_model.safetensors)." };
         var json = new Option<bool>("--json") { Description = "Print {\"hidden_last\": [[...] per position], \"logits\": [[...] per position]}." };
         var command = new Command("forward", "Runs the model (with a LoRA adapter when --adapter is given) on token ids and prints the final-norm hidden states and logits of every position.")

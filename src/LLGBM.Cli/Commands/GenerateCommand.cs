@@ -23,7 +23,7 @@ public static class GenerateCommand
         var output = new Option<string>("--out") { Description = "The PEFT adapter directory to write.", Required = true };
         var step = new Option<int?>("--step") { Description = "Use this checkpoint instead of the latest." };
         var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: none)." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command("generate", "Generates a LoRA adapter for the task the prompts come from, in one forward pass, and writes it as a PEFT adapter directory.")
         {
             generator, prompts, output, step, encodings, device,

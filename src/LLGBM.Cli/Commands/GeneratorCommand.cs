@@ -27,7 +27,7 @@ public static class GeneratorCommand
         var output = new Option<string>("--out") { Description = "The results file to write (JSON).", Required = true };
         var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: the decoder run's RUNS/encodings)." };
         var allow = new Option<bool>("--allow-incompatible") { Description = "When the runs cannot compose, write the reason into --out and succeed instead of failing." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command(
             "transfer",
             "Drives one two-stage run's decoder with another two-stage run's delta predictor (cross-backbone transfer: both supervised with delta_kind Meaning on the same text pairs) and evaluates the composition on the decoder run's held-out and in-domain tasks — with δ̂ as predicted (transfer-raw) and moved to the decoder run's per-coordinate scale (transfer: standardised with the predictor run's teacher-delta mean and std, rescaled with the decoder run's) — next to the decoder run itself (native) and its backbone's base model, oracle teachers, mean teacher and random adapter; writes one JSON file.")
@@ -72,7 +72,7 @@ public static class GeneratorCommand
     {
         var run = new Option<string>("--run") { Description = "The generator run directory.", Required = true };
         var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: the run's RUNS/encodings)." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command(
             "evaluate",
             "Evaluates a run again at its latest checkpoint, with every reference method (base, oracle, mean teacher, random adapter), and rewrites RUN/results/heldout.json.")
@@ -112,7 +112,7 @@ public static class GeneratorCommand
         var encoder = new Option<string?>("--encoder") { Description = "Overrides the condition encoder: minilm, lm-mean or random." };
         var trainFraction = new Option<double?>("--train-fraction") { Description = "The low-data regime: keeps this fraction of the training tasks (every domain keeps one or more; the others are evaluated with the held-out tasks)." };
         var teacherCheckpoints = new Option<int?>("--teacher-checkpoints") { Description = "Uses only the last N checkpoints of each teacher (0: all)." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command(
             "train",
             "Trains a generator run: metrics.jsonl and TensorBoard events (RUN/events), checkpoints (resumed when the run exists), and the held-out evaluation in RUN/results/heldout.json against the base model, each task's oracle teacher and the mean training teacher.")

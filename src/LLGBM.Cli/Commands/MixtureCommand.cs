@@ -35,7 +35,7 @@ public static class MixtureCommand
         var density = new Option<double>("--density") { Description = "TIES's trim density.", DefaultValueFactory = _ => Merge.DefaultDensity };
         var output = new Option<string?>("--out") { Description = "Write the result to this JSON file." };
         var json = new Option<bool>("--json") { Description = "Print the JSON result instead of the table." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command("mixture", "Compositionality on a two-task mixture A + B: scores the base model, each component's teacher, the teacher trained on the mixture, adapters generated from prompts of both tasks, the two-stage decoder on δ̂_A + δ̂_B and on the teachers' δ_A + δ_B, and the sum, average and TIES merge of the two teachers, on the mixture and on each component, with each adapter's delta compared to δ_A + δ_B (additivity) and to the mixture teacher's.")
         {
             baseModel, tasks, teachers, deltas, mixtureTasks, mixtureTeachers, mixture, generators, twoStage, encodings, limit, conditions, seed, density,

@@ -18,14 +18,23 @@ public static class PipelineCommand
             Description = "Teacher shards and generator runs trained at once, as child processes sharing the cores (1: one after the other, in process).",
             DefaultValueFactory = _ => Math.Min(2, Environment.ProcessorCount),
         };
+        var device = new Option<string?>("--device")
+        {
+            Description = $"cpu, cuda or cuda:N for every stage (sets {TorchChoices.DeviceVariable}, every command's default --device, for the stages and their child processes; default: the variable's value, else cpu).",
+        };
         var command = new Command(
             "pipeline",
             "Runs the whole experiment: synthetic suite, base model, teacher pool, delta cache, delta quality, every generator variant and control (three seeds of the main ones), retrieval and merging, task mixtures, reworded conditions and fewer teachers, transfer to a second backbone, the probe-design study, the generator benchmark, and the paper tables. Finished stages are reused; an interrupted run resumes.")
         {
-            quick, output, paper, noScripts, jobs,
+            quick, output, paper, noScripts, jobs, device,
         };
         CommandAction.Set(command, parse =>
         {
+            if (parse.GetValue(device) is { } name)
+            {
+                TorchChoices.Device(name);
+                Environment.SetEnvironmentVariable(TorchChoices.DeviceVariable, name);
+            }
             var isQuick = parse.GetValue(quick);
             var root = parse.GetValue(output) ?? (isQuick ? "runs-quick" : "runs");
             var paperDir = parse.GetValue(paper) ?? (isQuick ? Path.Combine(root, "paper") : "paper");

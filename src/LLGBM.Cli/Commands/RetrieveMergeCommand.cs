@@ -45,7 +45,7 @@ public static class RetrieveMergeCommand
         var pooling = new Option<string>("--pooling") { Description = "The pooling the deltas were computed with: last or mean.", DefaultValueFactory = _ => "last" };
         var output = new Option<string?>("--out") { Description = "Write the result to this JSON file." };
         var json = new Option<bool>("--json") { Description = "Print the JSON result instead of the tables." };
-        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command("retrieve-merge", "The B2 baseline on a held-out task: predict each condition's delta by nearest-condition lookup, retrieve the top-k teacher adapters by delta, merge them on ΔW (average vs TIES) and evaluate; with the base model and the mean teacher for comparison.")
         {
             baseModel, tasks, teachers, deltas, task, exclude, k, allCheckpoints, similarity, weighting, temperature, merges, density, conditions, batchSize,
