@@ -15,22 +15,7 @@ open LLGBM.Text
 open LLGBM.Tests.TestModels
 
 /// Character statistics as a stand-in encoder (24 features).
-let private encoding =
-    ConditionEncoding(
-        "test-chars",
-        fun (texts: IReadOnlyList<string>) ->
-            let rows = [|
-                for text in texts do
-                    let v = Array.zeroCreate<float32> 24
-
-                    for c in text do
-                        v[int c % 24] <- v[int c % 24] + 1.0f
-
-                    yield! v |> Array.map (fun x -> x / float32 (max 1 text.Length))
-            |]
-
-            torch.tensor(rows).reshape(int64 texts.Count, 24L)
-    )
+let private encoding = TestPools.characterEncoding
 
 /// A tiny base (random weights), a small suite, teachers for upper, add-2 (training) and reverse (held out), and a
 /// generator run of 4 steps trained on them.

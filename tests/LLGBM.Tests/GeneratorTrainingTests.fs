@@ -27,22 +27,7 @@ let private fixture =
          root, GeneratorInputs(baseDir, suite, pool, Path.Combine(root, "deltas")))
 
 /// Character statistics as a stand-in encoder (24 features): it only has to tell the tasks' texts apart.
-let private encoding =
-    ConditionEncoding(
-        "test-chars",
-        fun (texts: IReadOnlyList<string>) ->
-            let rows = [|
-                for text in texts do
-                    let v = Array.zeroCreate<float32> 24
-
-                    for c in text do
-                        v[int c % 24] <- v[int c % 24] + 1.0f
-
-                    yield! v |> Array.map (fun x -> x / float32 (max 1 text.Length))
-            |]
-
-            torch.tensor(rows).reshape(int64 texts.Count, 24L)
-    )
+let private encoding = TestPools.characterEncoding
 
 let private constantEncoding =
     ConditionEncoding("test-constant", fun (texts: IReadOnlyList<string>) -> torch.zeros (int64 texts.Count, 24L))

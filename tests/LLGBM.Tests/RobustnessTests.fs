@@ -68,22 +68,7 @@ let private batchedSet (seed: int64) (count: int64) (scales: float list) =
     new LoraSet(modules, true)
 
 /// Character statistics as a stand-in encoder (24 features).
-let private encoding =
-    ConditionEncoding(
-        "test-chars",
-        fun (texts: IReadOnlyList<string>) ->
-            let rows = [|
-                for text in texts do
-                    let v = Array.zeroCreate<float32> 24
-
-                    for c in text do
-                        v[int c % 24] <- v[int c % 24] + 1.0f
-
-                    yield! v |> Array.map (fun x -> x / float32 (max 1 text.Length))
-            |]
-
-            torch.tensor(rows).reshape(int64 texts.Count, 24L)
-    )
+let private encoding = TestPools.characterEncoding
 
 /// A tiny base, a small suite and two-checkpoint teachers for upper, add-2, add-1 (training) and reverse (held out).
 let private fixture =

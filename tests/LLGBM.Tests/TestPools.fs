@@ -61,3 +61,22 @@ let trainPool (root: string) (baseDir: string) (suite: string) (steps: int) (tas
     |> ignore
 
     pool
+
+/// Character statistics as a stand-in condition encoder (24 features: each character's code modulo 24, counted and
+/// divided by the text's length): it only has to tell the tasks' texts apart, and needs no model files.
+let characterEncoding =
+    LLGBM.Generators.ConditionEncoding(
+        "test-chars",
+        fun (texts: Collections.Generic.IReadOnlyList<string>) ->
+            let rows = [|
+                for text in texts do
+                    let v = Array.zeroCreate<float32> 24
+
+                    for c in text do
+                        v[int c % 24] <- v[int c % 24] + 1.0f
+
+                    yield! v |> Array.map (fun x -> x / float32 (max 1 text.Length))
+            |]
+
+            TorchSharp.torch.tensor(rows).reshape(int64 texts.Count, 24L)
+    )
