@@ -18,8 +18,8 @@ public static class DeltaStudyStage
     {
         var settings = plan.DeltaStudy;
         var (suite, baseDir, teachers) = (Path.Combine(root, "suite"), Path.Combine(root, "base-tiny"), Path.Combine(root, "teachers"));
-        var code = Once(Path.Combine(root, "eval", "probe-design.json"), log, file =>
-            Llgbm(["eval", "probe-design", "--base", baseDir, "--teachers", teachers, "--tasks", suite, "--out", file, .. settings.ProbeDesignArgs], log));
+        var code = PipelineSteps.Once(Path.Combine(root, "eval", "probe-design.json"), log, file =>
+            PipelineSteps.Llgbm(["eval", "probe-design", "--base", baseDir, "--teachers", teachers, "--tasks", suite, "--out", file, .. settings.ProbeDesignArgs], log));
         if (code != 0)
             return code;
         var runs = plan.Generators
@@ -31,25 +31,8 @@ public static class DeltaStudyStage
             log.WriteLine("[pipeline]   no generator runs of the configs to evaluate; generated deltas skipped");
             return 0;
         }
-        return Once(Path.Combine(root, "eval", "generated-deltas.json"), log, file =>
-            Llgbm(["eval", "generated-deltas", .. runs.SelectMany(r => new[] { "--run", r }), "--base", baseDir, "--teachers", teachers, "--tasks", suite,
+        return PipelineSteps.Once(Path.Combine(root, "eval", "generated-deltas.json"), log, file =>
+            PipelineSteps.Llgbm(["eval", "generated-deltas", .. runs.SelectMany(r => new[] { "--run", r }), "--base", baseDir, "--teachers", teachers, "--tasks", suite,
                 "--encodings", Path.Combine(root, "encodings"), "--out", file, .. settings.GeneratedArgs], log));
-    }
-
-    static int Llgbm(string[] args, TextWriter log)
-    {
-        log.WriteLine($"[pipeline]   llgbm {string.Join(' ', args)}");
-        return LlgbmCommand.Run(args, log, log);
-    }
-
-    static int Once(string file, TextWriter log, Func<string, int> body)
-    {
-        if (File.Exists(file))
-        {
-            log.WriteLine($"[pipeline]   {file} exists; kept");
-            return 0;
-        }
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
-        return body(file);
     }
 }

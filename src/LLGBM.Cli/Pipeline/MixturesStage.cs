@@ -24,7 +24,7 @@ public static class MixturesStage
             var file = Path.Combine(folder, name + ".json");
             if (File.Exists(file))
             {
-                log.WriteLine($"[pipeline]   {file} exists; kept");
+                PipelineSteps.Kept(file, log);
                 continue;
             }
             string[][] commands =
@@ -42,8 +42,7 @@ public static class MixturesStage
             ];
             foreach (var args in commands)
             {
-                log.WriteLine($"[pipeline]   llgbm {string.Join(' ', args)}");
-                var code = LlgbmCommand.Run(args, log, log);
+                var code = PipelineSteps.Llgbm(args, log);
                 if (code != 0)
                     return code;
             }

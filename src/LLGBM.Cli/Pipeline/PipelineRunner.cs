@@ -67,23 +67,9 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         return 0;
     }
 
-    int Llgbm(string[] args)
-    {
-        log.WriteLine($"[pipeline]   llgbm {string.Join(' ', args)}");
-        return LlgbmCommand.Run(args, log, log);
-    }
+    int Llgbm(string[] args) => PipelineSteps.Llgbm(args, log);
 
-    // Runs a command that writes one results file, unless that file is already there.
-    int Once(string file, Func<string, int> body)
-    {
-        if (File.Exists(file))
-        {
-            log.WriteLine($"[pipeline]   {file} exists; kept");
-            return 0;
-        }
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
-        return body(file);
-    }
+    int Once(string file, Func<string, int> body) => PipelineSteps.Once(file, log, body);
 
     // Runs a command whose standard output is the results file (written only when it succeeds).
     int Capture(string file, string[] args)
@@ -110,16 +96,7 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         var node = JsonNode.Parse(config.ToJson())!.AsObject();
         foreach (var (key, value) in plan.ConfigOverrides)
             node[key] = value.DeepClone();
-        var target = Path.Combine(root, "configs", name + ".json");
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        var text = node.ToJsonString(GeneratorConfig.JsonOptions);
-        if (!File.Exists(target) || File.ReadAllText(target) != text)
-            AtomicFile.Write(target, stream =>
-            {
-                using var writer = new StreamWriter(stream, leaveOpen: true);
-                writer.Write(text);
-            });
-        return target;
+        return PipelineSteps.WriteText(Path.Combine(root, "configs", name + ".json"), node.ToJsonString(GeneratorConfig.JsonOptions));
     }
 
     // The teacher pool: in one command, or in shards of the task list, one child process each, then one manifest.

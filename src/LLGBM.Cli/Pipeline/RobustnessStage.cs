@@ -23,12 +23,6 @@ public static class RobustnessStage
     /// </summary>
     public static int Run(PipelinePlan plan, string root, string repository, TextWriter log, Func<IReadOnlyList<LlgbmJob>, int> runJobs)
     {
-        int Llgbm(string[] args)
-        {
-            log.WriteLine($"[pipeline]   llgbm {string.Join(' ', args)}");
-            return LlgbmCommand.Run(args, log, log);
-        }
-
         var config = LowDataConfigFile(plan, root, repository);
         var lowData = plan.Robustness.LowData.Select(options =>
         {
@@ -43,15 +37,9 @@ public static class RobustnessStage
         var code = runJobs(lowData);
         if (code != 0)
             return code;
-        var file = ResultsFile(root);
-        if (File.Exists(file))
-        {
-            log.WriteLine($"[pipeline]   {file} exists; kept");
-            return 0;
-        }
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!);
         var runs = plan.Robustness.Runs.SelectMany(r => new[] { "--run", Path.Combine(root, "generators", PipelinePlan.RunName(r.Config, r)) });
-        return Llgbm(["generator", "robustness", .. runs, "--encodings", Path.Combine(root, "encodings"), "--out", file]);
+        return PipelineSteps.Once(ResultsFile(root), log, file =>
+            PipelineSteps.Llgbm(["generator", "robustness", .. runs, "--encodings", Path.Combine(root, "encodings"), "--out", file], log));
     }
 
     // The low-data config: the pipeline's config of that name (with the plan's overrides) evaluated only at the end.
@@ -61,17 +49,6 @@ public static class RobustnessStage
         var overridden = Path.Combine(root, "configs", name + ".json");
         var source = plan.ConfigOverrides.Count > 0 && File.Exists(overridden) ? overridden : Path.Combine(repository, "configs", name + ".json");
         var config = GeneratorConfig.Load(source) with { EvalEvery = 0 };
-        var target = Path.Combine(root, "configs", "low-data", name + ".json");
-        var text = config.ToJson();
-        if (!File.Exists(target) || File.ReadAllText(target) != text)
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            AtomicFile.Write(target, stream =>
-            {
-                using var writer = new StreamWriter(stream, leaveOpen: true);
-                writer.Write(text);
-            });
-        }
-        return target;
+        return PipelineSteps.WriteText(Path.Combine(root, "configs", "low-data", name + ".json"), config.ToJson());
     }
 }

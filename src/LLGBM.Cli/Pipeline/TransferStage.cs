@@ -99,16 +99,9 @@ public sealed class TransferStage(PipelinePlan plan, string root, string reposit
     }
 
     int Train(string config, string run, string baseDir, string teachers, string deltas) =>
-        File.Exists(Path.Combine(run, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile))
-            ? Kept(run)
-            : Llgbm(["generator", "train", "--config", config, "--out", run, "--base", baseDir, "--tasks", Path.Combine(root, "suite"),
-                "--teachers", teachers, "--deltas", deltas, "--encodings", Path.Combine(root, "encodings")]);
+        TrainJob(config, run, baseDir, teachers, deltas) is { } job ? Llgbm(job.Args) : 0;
 
-    int Kept(string path)
-    {
-        log.WriteLine($"[pipeline]   {path} exists; kept");
-        return 0;
-    }
+    int Kept(string path) => PipelineSteps.Kept(path, log);
 
     // The training and held-out tasks of a config: its own lists, or its split's.
     static IReadOnlyList<string> Tasks(GeneratorConfig config, string suite)
@@ -129,25 +122,12 @@ public sealed class TransferStage(PipelinePlan plan, string root, string reposit
             node[key] = value.DeepClone();
         node["delta_kind"] = kind;
         node["name"] = $"{name}-{kind.ToLowerInvariant()}";
-        var target = Path.Combine(Folder, "configs", $"{name}-{kind.ToLowerInvariant()}.json");
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        var text = node.ToJsonString(GeneratorConfig.JsonOptions);
-        if (!File.Exists(target) || File.ReadAllText(target) != text)
-            AtomicFile.Write(target, stream =>
-            {
-                using var writer = new StreamWriter(stream, leaveOpen: true);
-                writer.Write(text);
-            });
-        return target;
+        return PipelineSteps.WriteText(Path.Combine(Folder, "configs", $"{name}-{kind.ToLowerInvariant()}.json"), node.ToJsonString(GeneratorConfig.JsonOptions));
     }
 
-    int Once(string file, Func<string, int> body) => File.Exists(file) ? Kept(file) : body(file);
+    int Once(string file, Func<string, int> body) => PipelineSteps.Once(file, log, body);
 
-    int Llgbm(string[] args)
-    {
-        log.WriteLine($"[pipeline]   llgbm {string.Join(' ', args)}");
-        return LlgbmCommand.Run(args, log, log);
-    }
+    int Llgbm(string[] args) => PipelineSteps.Llgbm(args, log);
 
     /// <summary>The full plan's settings: a second backbone pretrained briefly, one short teacher per task.</summary>
     public static PipelineTransferSettings Full { get; } = new()
