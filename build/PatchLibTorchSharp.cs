@@ -3,9 +3,12 @@
 // libLibTorchSharp.so (TorchSharp 0.107, built with GCC 13) declares a dependency on the symbol version
 // GLIBCXX_3.4.32 only for `_ZSt21ios_base_library_initv`, which it never calls (no relocation refers to it).
 // Marking that one version requirement weak (VER_FLG_WEAK in its Vernaux entry of `.gnu.version_r`) lets
-// the dynamic loader accept an older libstdc++ (GCC 12, GLIBCXX_3.4.30). The patch is applied to the copy
-// in the build output only, written to a temporary file that replaces it, so that a hard link into the
-// NuGet cache is never modified, is idempotent, and is skipped when the system library is new enough.
+// the dynamic loader accept an older libstdc++ (GCC 12, GLIBCXX_3.4.30); where the version exists, a weak
+// requirement binds as before. The patch is applied to the copy in the build output only, written to a
+// temporary file that replaces it, so that a hard link into the NuGet cache is never modified, and is
+// idempotent. It is applied on every machine, whatever its libstdc++, so that every build output is the same
+// and a check that the patched copy is the one loaded (tests/LLGBM.Tests/FsiLibraryTests.fs) means the same
+// on a machine with a newer libstdc++ as on a stock Debian 12.
 using System;
 using System.IO;
 using System.Text;
@@ -22,23 +25,11 @@ public sealed class PatchLibTorchSharp : Task
     [Required]
     public string LibraryPath { get; set; } = "";
 
-    /// <summary>Candidate paths of the system libstdc++, separated by ';'.</summary>
-    public string SystemLibraries { get; set; } =
-        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6;/lib/x86_64-linux-gnu/libstdc++.so.6;/usr/lib64/libstdc++.so.6;/usr/lib/libstdc++.so.6";
-
     public override bool Execute()
     {
         if (!File.Exists(LibraryPath))
         {
             return true;
-        }
-        foreach (var candidate in SystemLibraries.Split(new[] { ';' }, StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (File.Exists(candidate) && Contains(File.ReadAllBytes(candidate), Encoding.ASCII.GetBytes(Version + "\0")))
-            {
-                Log.LogMessage(MessageImportance.Low, $"{candidate} provides {Version}; {LibraryPath} left as it is.");
-                return true;
-            }
         }
         try
         {
@@ -118,18 +109,5 @@ public sealed class PatchLibTorchSharp : Task
     {
         var end = Array.IndexOf(bytes, (byte)0, start);
         return Encoding.ASCII.GetString(bytes, start, end - start);
-    }
-
-    static bool Contains(byte[] haystack, byte[] needle)
-    {
-        for (var i = 0; i + needle.Length <= haystack.Length; i++)
-        {
-            var j = 0;
-            while (j < needle.Length && haystack[i + j] == needle[j])
-                j++;
-            if (j == needle.Length)
-                return true;
-        }
-        return false;
     }
 }

@@ -2,14 +2,12 @@
 // (RUNS = the results root, default `runs`; OUT = the output root, default `paper`), readers of the pipeline's
 // results and writers of Markdown + LaTeX tables and Plotly HTML pages. Nothing here trains or computes deltas.
 //
-// The library is loaded from the command line's build output, which holds every dependency (TorchSharp's native
-// libraries included): build it once with `./llgbm --help >/dev/null` or `dotnet build src/LLGBM.Cli -c Release`.
+// The library comes from the command line's build output through Library.fsx: build it once with
+// `./llgbm --help >/dev/null` or `dotnet build src/LLGBM.Cli -c Release`. The table scripts read JSON only and never
+// load TorchSharp's native libraries.
 #r "nuget: Deedle, 8.1.0"
 #r "nuget: XPlot.Plotly, 4.1.0"
-#I "../src/LLGBM.Cli/bin/Release/net10.0"
-#r "TorchSharp.dll"
-#r "LLGBM.Core.dll"
-#r "LLGBM.Algebra.dll"
+#load "Library.fsx"
 
 open System
 open System.IO

@@ -1,8 +1,8 @@
 // Delta quality of the teacher pool: the silhouette of four adapter representations by domain (next to the values
 // Delta Activations publishes), per domain, and the additivity of the mixture tasks, from RUNS/eval/delta-quality.json
-// (the output of `llgbm eval deltas --out`); and a 2-D PCA of the cached teacher deltas coloured by domain, one chart
-// per probe context (manifest) of RUNS/deltas. Writes OUT/tables/delta-quality.md (+ .tex) and
-// OUT/figures/delta-pca.html; either part is skipped, with a message, when its input is missing.
+// (the output of `llgbm eval deltas --out`), and the teacher deltas on their first two principal components coloured by
+// domain, from the same file's `pca`. Writes OUT/tables/delta-quality.md (+ .tex) and OUT/figures/delta-pca.html;
+// both are skipped, with a message, when the file is missing.
 //
 //   ./llgbm --help >/dev/null                       # builds the library loaded by Common.fsx (once)
 //   dotnet fsi scripts/delta-quality.fsx [RUNS] [OUT] # defaults: runs, paper
@@ -12,14 +12,10 @@ open System
 open System.IO
 open System.Text.Json.Nodes
 open Deedle
-open TorchSharp
 open XPlot.Plotly
-open LLGBM.Algebra
-open LLGBM.Checkpoints
 open Common
 
 let qualityFile = Path.Combine(runsRoot, "eval", "delta-quality.json")
-let cacheDir = Path.Combine(runsRoot, "deltas")
 let number (node: JsonNode) = node.GetValue<float>()
 let text (node: JsonNode) = node.GetValue<string>()
 
@@ -180,104 +176,45 @@ else
     printfn "%s: missing (write it with `llgbm eval deltas --out`), delta-quality tables skipped" qualityFile
 
 // ---------------------------------------------------------------------------------------------------------------
-// PCA of the cached deltas
+// The teacher deltas on their first two principal components
 
-/// One cached delta: a manifest line with its vector.
-type CachedDelta = {
-    Task: string
-    Domain: string
-    Step: int
-    Adapter: string
-    Vector: float32[]
-    Metadata: Collections.Generic.IReadOnlyDictionary<string, string>
-}
+/// The PCA chart of the file's `pca` (written by `llgbm eval deltas`), with a heading; None when there is none.
+let pcaChart (file: string) =
+    let root = readJson file
+    let field = required file
 
-let readManifest (manifest: string) : CachedDelta list = [
-    for line in File.ReadAllLines manifest do
-        if line.Trim() <> "" then
-            let entry = JsonNode.Parse line
-            let field = required manifest entry
-            let path = Path.Combine(cacheDir, "deltas", text (field "key") + ".safetensors")
-
-            if not (File.Exists path) then
-                printfn "  %s: listed in %s but missing, left out" path manifest
-            else
-                use reader = SafetensorsReader.Open path
-                use delta = reader.Read "delta"
-
-                {
-                    Task = text (field "task")
-                    Domain = text (field "domain")
-                    Step = (field "step").GetValue<int>()
-                    Adapter = text (field "adapter")
-                    Vector = delta.to_type(torch.float32).data<float32>().ToArray()
-                    Metadata = reader.Metadata
-                }
-]
-
-/// The first two principal components of the rows (centred), by SVD: each point's coordinates and the share of the
-/// variance each component explains. A component's sign is fixed so that its largest loading is positive.
-let pca2 (rows: float32[][]) =
-    use scope = torch.NewDisposeScope()
-    let n, d = rows.Length, rows[0].Length
-    let values: float[] = Array.concat rows |> Array.map float
-    let x = torch.tensor(values).reshape(int64 n, int64 d)
-    let centred = x - x.mean ([| 0L |], keepdim = true)
-    let struct (u, s, vh) = torch.linalg.svd (centred, fullMatrices = false)
-    let k = min 2L s.shape[0]
-
-    let signs =
-        vh.narrow(0L, 0L, k).gather(1L, vh.narrow(0L, 0L, k).abs().argmax(1L, keepdim = true)).sign().squeeze(1L)
-
-    let coords = u.narrow (1L, 0L, k) * s.narrow (0L, 0L, k) * signs
-    let variance = s.square ()
-
-    let explained =
-        (variance.narrow (0L, 0L, k) / variance.sum ()).data<float>().ToArray()
-
-    let columns = coords.data<float>().ToArray()
-    let point i = [| for c in 0 .. int k - 1 -> columns[i * int k + c] |]
-    Array.init n point, explained
-
-/// The points of one manifest as a Deedle frame: task, domain, step, adapter and the two coordinates.
-let pcaFrame (deltas: CachedDelta list) =
-    let coords, explained = pca2 (deltas |> List.map _.Vector |> Array.ofList)
-
-    let frame =
-        deltas
-        |> List.mapi (fun i d -> {|
-            Task = d.Task
-            Domain = d.Domain
-            Step = d.Step
-            Adapter = d.Adapter
-            PC1 = coords[i][0]
-            PC2 = (if coords[i].Length > 1 then coords[i][1] else 0.0)
-        |})
-        |> Frame.ofRecords
-
-    frame, explained
-
-let pcaChart (index: int) (manifest: string) =
-    let deltas = readManifest manifest
-
-    if deltas.Length < 3 then
-        printfn "  %s: %d deltas, too few for a PCA" manifest deltas.Length
+    match root["pca"] with
+    | null ->
+        printfn "  %s: no PCA (fewer than three adapters)" file
         None
-    else
-        let frame, explained = pcaFrame deltas
-        let meta = deltas.Head.Metadata
+    | pca ->
+        let explained = field pca "explained" |> items |> List.map number |> Array.ofList
 
-        let describe key =
-            match meta.TryGetValue key with
-            | true, v -> v
-            | _ -> "?"
-        // The silhouette of the raw deltas by domain (mixtures left out), as in the delta-quality table.
-        let labelled = deltas |> List.filter (fun d -> d.Domain <> "mixture")
+        let frame =
+            field pca "points"
+            |> items
+            |> List.map (fun p -> {|
+                Task = text (field p "task")
+                Domain = text (field p "domain")
+                Step = (field p "step").GetValue<int>()
+                Adapter = text (field p "adapter")
+                PC1 = number (field p "pc1")
+                PC2 = number (field p "pc2")
+            |})
+            |> Frame.ofRecords
 
+        let count = frame.RowCount
+        let probes, spec = text (field root "probes"), text (field root "delta_spec")
+
+        // The checkpoint-level silhouette of the deltas by domain (mixtures left out), from the same report.
         let silhouette =
-            Clustering.silhouette
-                (labelled |> List.map _.Vector |> Array.ofList)
-                (labelled |> List.map _.Domain |> Array.ofList)
+            field (field root "report") "silhouettes"
+            |> items
+            |> List.tryFind (fun s ->
+                text (field s "representation") = "delta-activation"
+                && text (field s "level") = "checkpoint")
+            |> Option.map (fun s -> cos3 (number (field s "silhouette")))
+            |> Option.defaultValue "—"
 
         let domains =
             frame.GetColumn<string> "Domain"
@@ -316,22 +253,17 @@ let pcaChart (index: int) (manifest: string) =
             else
                 "—"
 
-        let title =
-            let probes, spec = describe "probe_set", describe "spec"
-            $"{deltas.Length} deltas, probes {probes}, spec {spec}"
-
         printfn
-            "  %s: %d deltas of dimension %d, PC1 %s, PC2 %s, silhouette by domain %s"
-            (Path.GetFileName manifest)
-            deltas.Length
-            deltas.Head.Vector.Length
+            "  %s: %d deltas, PC1 %s, PC2 %s, silhouette by domain %s"
+            (Path.GetFileName file)
+            count
             (share 0)
             (share 1)
-            (cos3 silhouette)
+            silhouette
 
         let layout =
             Layout(
-                title = title,
+                title = $"{count} deltas, probes {probes}, spec {spec}",
                 xaxis = Xaxis(title = $"PC1 ({share 0})"),
                 yaxis = Yaxis(title = $"PC2 ({share 1})"),
                 width = 900.,
@@ -339,36 +271,18 @@ let pcaChart (index: int) (manifest: string) =
             )
 
         let heading =
-            $"Context {Path.GetFileNameWithoutExtension(manifest)[..11]}: {deltas.Length} teacher deltas "
-            + $"(silhouette by domain without mixtures {cos3 silhouette})"
+            $"Probes {probes}: {count} teacher deltas (silhouette by domain without mixtures {silhouette})"
 
-        Some(
-            heading,
-            traces
-            |> Chart.Plot
-            |> Chart.WithLayout layout
-            |> Chart.WithId $"delta-pca-{index}"
-        )
+        Some(heading, traces |> Chart.Plot |> Chart.WithLayout layout |> Chart.WithId "delta-pca-0")
 
-let manifests =
-    let dir = Path.Combine(cacheDir, "manifests")
-
-    if Directory.Exists dir then
-        Directory.GetFiles(dir, "*.jsonl") |> Array.sort |> List.ofArray
-    else
-        []
-
-if manifests.IsEmpty then
-    printfn "%s: no delta cache manifests (fill it with `llgbm deltas compute`), delta PCA skipped" cacheDir
-else
-    let charts = manifests |> List.mapi pcaChart |> List.choose id
-
-    if not charts.IsEmpty then
+if File.Exists qualityFile then
+    match pcaChart qualityFile with
+    | Some chart ->
         writeFigure
             "delta-pca"
             "Teacher deltas: PCA by domain"
-            ("The cached delta of every teacher checkpoint in "
-             + cacheDir
-             + ", projected on the first two principal components of the centred deltas (SVD), coloured by the "
-             + "task's domain; mixture tasks as open diamonds. Hover for the adapter.")
-            charts
+            ("The delta activation of every kept teacher checkpoint, as `llgbm eval deltas` computed it, projected on "
+             + "the first two principal components of the centred deltas (SVD), coloured by the task's domain; mixture "
+             + "tasks as open diamonds. Hover for the adapter.")
+            [ chart ]
+    | None -> ()

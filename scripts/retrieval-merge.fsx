@@ -6,10 +6,7 @@
 //   dotnet fsi scripts/retrieval-merge.fsx [RUNS] [TASK] [OUT.md]
 //
 // Defaults: RUNS = runs, TASK = reverse, OUT = paper/retrieval-merge-TASK.md.
-#I "../src/LLGBM.Cli/bin/Release/net10.0"
-#r "TorchSharp.dll"
-#r "LLGBM.Core.dll"
-#r "LLGBM.Algebra.dll"
+#load "Library.fsx"
 
 open System.IO
 open LLGBM.Algebra

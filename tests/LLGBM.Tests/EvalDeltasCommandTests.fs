@@ -346,6 +346,44 @@ let tests =
 
                 Expect.floatClose Accuracy.high singles[0] (cos mix add2) "cos(mix, add-2)"
                 Expect.floatClose Accuracy.high singles[1] (cos mix rev) "cos(mix, reverse)"
+
+                // The PCA of every kept delta (mixture included): one point per adapter; the coordinates are centred,
+                // and each component's squared coordinates are its share of the deltas' total squared deviation.
+                let pca = doc.RootElement.GetProperty "pca"
+                let points = pca.GetProperty("points").EnumerateArray() |> Array.ofSeq
+                Expect.equal points.Length 10 "one point per adapter"
+
+                Expect.equal
+                    (points
+                     |> Array.map (fun p -> p.GetProperty("task").GetString(), p.GetProperty("step").GetInt32())
+                     |> Array.sort)
+                    (deltas |> Array.map (fun (t, _, s, _) -> t, s) |> Array.sort)
+                    "the pool's adapters"
+
+                let vectors = deltas |> Array.map (fun (_, _, _, v) -> v |> Array.map float)
+                let dimension = vectors[0].Length
+
+                let mean =
+                    Array.init dimension (fun j -> vectors |> Array.averageBy (fun v -> v[j]))
+
+                let total =
+                    vectors
+                    |> Array.sumBy (fun v -> Array.map2 (fun a m -> (a - m) * (a - m)) v mean |> Array.sum)
+
+                let explained =
+                    pca.GetProperty("explained").EnumerateArray()
+                    |> Seq.map _.GetDouble()
+                    |> Array.ofSeq
+
+                for name, share in [ "pc1", explained[0]; "pc2", explained[1] ] do
+                    let coordinates = points |> Array.map (fun p -> p.GetProperty(name).GetDouble())
+                    Expect.floatClose Accuracy.medium (Array.sum coordinates) 0.0 $"{name} centred"
+
+                    Expect.floatClose
+                        Accuracy.medium
+                        (coordinates |> Array.sumBy (fun c -> c * c))
+                        (share * total)
+                        $"{name}: its variance share of the total"
             finally
                 for d in loaded do
                     d.Dispose()

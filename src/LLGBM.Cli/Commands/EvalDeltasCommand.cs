@@ -53,9 +53,25 @@ public static class EvalDeltasCommand
     /// <param name="DeltasComputed">Deltas computed (missing from the cache, or no cache given).</param>
     /// <param name="Published">The figures Delta Activations reports, for comparison.</param>
     /// <param name="Report">Silhouettes, additivity and the representations.</param>
+    /// <param name="Pca">The delta activations on their first two principal components (null below three adapters).</param>
     public sealed record Output(
         string Base, string Teachers, string Tasks, string Probes, string DeltaSpec, int PromptCount, int Adapters,
-        int DeltasFromCache, int DeltasComputed, IReadOnlyDictionary<string, double> Published, DeltaQuality.Report Report);
+        int DeltasFromCache, int DeltasComputed, IReadOnlyDictionary<string, double> Published, DeltaQuality.Report Report,
+        DeltaPca? Pca);
+
+    /// <summary>One kept teacher adapter's delta activation on the pool's first two principal components.</summary>
+    /// <param name="Task">The adapter's task.</param>
+    /// <param name="Domain">The task's domain.</param>
+    /// <param name="Step">The training step it was kept at.</param>
+    /// <param name="Adapter">The adapter directory, relative to the pool's root.</param>
+    /// <param name="Pc1">Its coordinate on the first component.</param>
+    /// <param name="Pc2">Its coordinate on the second component.</param>
+    public sealed record PcaPoint(string Task, string Domain, int Step, string Adapter, double Pc1, double Pc2);
+
+    /// <summary>The delta activations of every kept adapter (mixtures included) on their first two principal components.</summary>
+    /// <param name="Explained">The share of the variance each component explains.</param>
+    /// <param name="Points">Every adapter's coordinates, in the pool's order.</param>
+    public sealed record DeltaPca(IReadOnlyList<double> Explained, IReadOnlyList<PcaPoint> Points);
 
     /// <summary>Creates the command.</summary>
     public static Command Create()
@@ -103,7 +119,7 @@ public static class EvalDeltasCommand
                 baseDir, poolDir, tasksDir, settings.Probes.Name, spec.Key(), settings.PromptCount, embeddings.Count,
                 fromCache, embeddings.Count - fromCache,
                 new Dictionary<string, double> { [DeltaName] = PublishedDeltaSilhouette, [WeightsName] = PublishedWeightSilhouette },
-                report);
+                report, Pca(embeddings));
             var text = JsonSerializer.Serialize(result, JsonOptions);
             if (parse.GetValue(output) is { } path)
                 AtomicFile.Write(path, stream =>
@@ -134,6 +150,21 @@ public static class EvalDeltasCommand
             Make(DeltaWeightName, "LoRA update dW = scale * B * A of every module, flattened (invariant to the A/B gauge)", e => e.DeltaWeight),
             Make(PromptsName, $"base model's final-norm hidden state mean-pooled over the tokens of up to {settings.PromptCount} training prompts of the task, averaged (one seeded sample per checkpoint)", e => e.Prompts),
         ];
+    }
+
+    /// <summary>
+    /// The delta activations of <paramref name="embeddings"/> on their first two principal components
+    /// (<see cref="PrincipalComponents.project"/>); null below three adapters.
+    /// </summary>
+    public static DeltaPca? Pca(IReadOnlyList<TeacherEmbedding> embeddings)
+    {
+        if (embeddings.Count < 3)
+            return null;
+        var projection = PrincipalComponents.project(2, [.. embeddings.Select(e => e.Delta)]);
+        double At(double[] row, int c) => c < row.Length ? row[c] : 0.0;
+        return new DeltaPca(projection.Explained, [.. embeddings.Select((e, i) => new PcaPoint(
+            e.Checkpoint.Task, e.Checkpoint.Domain, e.Checkpoint.Step, e.Checkpoint.Adapter,
+            At(projection.Coordinates[i], 0), At(projection.Coordinates[i], 1)))]);
     }
 
     /// <summary>The mixtures among <paramref name="tasks"/>: every task with components.</summary>

@@ -186,7 +186,8 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
     // The script that assembles the paper from the tables: it runs last.
     const string AssemblyScript = "paper.fsx";
 
-    // The scripts that write tables and figures (Common.fsx is loaded by them; compositions are not paper scripts).
+    // The scripts that write tables and figures (Library.fsx and Common.fsx are loaded by them; compositions are not
+    // paper scripts).
     static bool IsTableScript(string path) =>
-        Path.GetFileName(path) is not ("Common.fsx" or "retrieval-merge.fsx");
+        Path.GetFileName(path) is not ("Library.fsx" or "Common.fsx" or "retrieval-merge.fsx");
 }
