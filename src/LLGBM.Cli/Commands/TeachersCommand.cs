@@ -71,14 +71,10 @@ public static class TeachersCommand
                 ShardIndex = index,
                 ShardCount = count,
             };
-            var manifests = TeacherPool.Train(
+            var manifests = StepProgress.Run(err, "teachers", 50, progress => TeacherPool.Train(
                 settings,
-                p =>
-                {
-                    if (p.Step % 50 == 0)
-                        err.WriteLine($"[teachers] {p.Task}: step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}");
-                },
-                line => err.WriteLine($"[teachers] {line}"));
+                p => progress.Step(new StepReport(p.Task, p.Step, p.TotalSteps, p.Loss)),
+                line => progress.Line($"[teachers] {line}")), hideCompleted: true);
             // The base model's instructed accuracy per task, when it was pretrained here: what the teachers should recover.
             var instructed = Pretraining.BaseModelBuilder.ReadReport(settings.BaseModel)?.Evaluations
                 .Where(e => e.Format == "instructed")
