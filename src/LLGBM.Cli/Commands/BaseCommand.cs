@@ -58,7 +58,7 @@ public static class BaseCommand
         var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples per task and format in the final evaluation.", DefaultValueFactory = _ => 100 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var force = new Option<bool>("--force") { Description = "Pretrain again even when the directory holds this recipe's model." };
-        var command = new Command("pretrain", "Pretrains a base model on the instruction-prefixed synthetic suite, evaluates it with and without instructions, and writes the checkpoint with its byte-level tokenizer.")
+        var command = new Command("pretrain", "Pretrains a base model on the instruction-prefixed synthetic suite, evaluates it with and without instructions, and writes the checkpoint with its byte-level tokenizer. Progress goes to standard error: a progress bar on a terminal, otherwise a line every 100 steps.")
         {
             preset, output, steps, seed, evalLimit, device, force,
         };

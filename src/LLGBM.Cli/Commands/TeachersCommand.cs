@@ -35,7 +35,7 @@ public static class TeachersCommand
         var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples scored per kept adapter.", DefaultValueFactory = _ => defaults.EvaluationLimit };
         var shard = new Option<string>("--shard") { Description = "i/n: train only shard i (0-based) of n, e.g. one Slurm array task each.", DefaultValueFactory = _ => "0/1" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
-        var command = new Command("train", "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; finished tasks are skipped.")
+        var command = new Command("train", "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; finished tasks are skipped. Progress goes to standard error: a progress bar per task on a terminal, otherwise a line every 50 steps.")
         {
             baseModel, tasks, output, only, steps, batch, lr, rank, alpha, targets, checkpoints, every, seed, evalLimit, shard, device,
         };
