@@ -1,5 +1,5 @@
 /// How well behavioural embeddings of adapters group by domain, and whether they add up: the two checks Delta
-/// Activations (arXiv 2509.04442; REFERENCE §6) uses to argue that delta activations are a good embedding of an
+/// Activations (arXiv 2509.04442; docs/reference.md §6) uses to argue that delta activations are a good embedding of an
 /// adapter. The silhouette score with cosine distance over domain labels is its clustering metric (reported averages:
 /// delta activations 0.614, flattened adapter weights −0.043); the additivity test compares the embedding of an
 /// adapter trained on a mixture of two tasks with the sum of the two tasks' embeddings.

@@ -1,6 +1,6 @@
 /// Composing behaviours: arithmetic on delta activations (float32[] of length D) and on task vectors (ΔW per module).
 ///
-/// Delta activations are the behavioural embeddings of Delta Activations (arXiv 2509.04442, REFERENCE §6), which
+/// Delta activations are the behavioural embeddings of Delta Activations (arXiv 2509.04442), which
 /// reports them additive: the delta of an adapter trained on mixed data is close to the sum of its parts' deltas.
 /// Task-vector arithmetic is that of Ilharco et al., "Editing Models with Task Arithmetic" (ICLR 2023): adding task
 /// vectors adds skills, negating one removes a skill. Interpolating between two weight changes is WiSE-FT's weight-space
@@ -67,7 +67,7 @@ let mean (deltas: seq<float32[]>) : float32[] =
     Array.init n (fun j -> (deltas |> Array.sumBy (fun d -> float d[j])) / float deltas.Length |> float32)
 
 /// The deltas with their mean removed, δ_i − mean(δ): what sets each one apart from the component the whole set
-/// shares (the "average adapter" that a collapsed generator reproduces, REFERENCE §6).
+/// shares (the "average adapter" that a collapsed generator reproduces, docs/reference.md §6).
 [<CompiledName("Centre")>]
 let centre (deltas: seq<float32[]>) : float32[][] =
     let deltas = Array.ofSeq deltas

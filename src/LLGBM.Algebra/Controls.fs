@@ -1,9 +1,9 @@
 /// Controls that tell a real effect from an artefact: shuffled delta targets (the conditioning carries no information
 /// about the target), random adapters of matched norm (a change of the same size in no particular direction), and the
 /// mean teacher adapter (the average that a collapsed generator reproduces; the public Drag-and-Drop LLMs replication
-/// issue, REFERENCE §6). Shuffled labels as a control follow Zhang et al., "Understanding deep learning requires
-/// rethinking generalization" (ICLR 2017); the matched-norm random direction follows the random-direction baselines of
-/// Ilharco et al., "Editing Models with Task Arithmetic" (ICLR 2023).
+/// report, issue #4 of jerryliang24/Drag-and-Drop-LLMs). Shuffled labels as a control follow Zhang et al.,
+/// "Understanding deep learning requires rethinking generalization" (ICLR 2017); the matched-norm random direction
+/// follows the random-direction baselines of Ilharco et al., "Editing Models with Task Arithmetic" (ICLR 2023).
 module LLGBM.Algebra.Controls
 
 open System

@@ -1,4 +1,4 @@
-/// The Delta Activations evaluation of a teacher pool (arXiv 2509.04442; REFERENCE §6): for each representation of the
+/// The Delta Activations evaluation of a teacher pool (arXiv 2509.04442): for each representation of the
 /// pool's adapters, the silhouette score with cosine distance over domain labels, at the level of every kept checkpoint
 /// (each one a point labelled with its task's domain, as Delta Activations does) and of tasks (final checkpoints only);
 /// and the additivity of the mixture tasks' final embeddings over their components'.

@@ -1,8 +1,9 @@
 /// Turning a task vector (a merge, a control) back into an adapter: a PEFT LoRA adapter by truncated SVD, with the
 /// relative reconstruction error reported, or a dense LoRA set for evaluation (`TaskVector.toDenseLora`).
 ///
-/// The truncation is the Eckart–Young–Mirsky best rank-r approximation, as PEFT's `*_svd` merges compute it (REFERENCE
-/// §4): ΔW ≈ U_r S_r V_rᵀ. The factors are split evenly, B = U_r √S_r and A = √S_r V_rᵀ, with scale 1 (alpha = r).
+/// The truncation is the Eckart–Young–Mirsky best rank-r approximation, as PEFT's `*_svd` merges compute it
+/// (src/peft/tuners/lora/model.py): ΔW ≈ U_r S_r V_rᵀ. The factors are split evenly, B = U_r √S_r and A = √S_r V_rᵀ,
+/// with scale 1 (alpha = r).
 module LLGBM.Algebra.Export
 
 open System

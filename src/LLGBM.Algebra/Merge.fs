@@ -1,4 +1,4 @@
-/// Merging adapters as task vectors: ΔW per module, flattened into one vector τ_t per adapter (REFERENCE §4).
+/// Merging adapters as task vectors: ΔW per module, flattened into one vector τ_t per adapter (docs/reference.md §4).
 ///
 /// - Linear: the (weighted) average of the task vectors (Wortsman et al., "Model soups", ICML 2022; Ilharco et al.,
 ///   "Editing Models with Task Arithmetic", ICLR 2023).
@@ -362,14 +362,15 @@ let merge (settings: Settings) (vectors: seq<TaskVector>) : TaskVector =
         use merged = merged
         settings.Lambda * merged
 
-/// PEFT's `add_weighted_adapter` with combination types linear, ties, dare_linear and dare_ties (REFERENCE §4), which
-/// merge the A factors and the B factors *separately*, module by module: with w'_t = √(w_t · scale_t) folded into both,
-/// A_new = merge(w'_t A_t) and B_new = merge(w'_t B_t), scale 1 (PEFT sets lora_alpha = r). So B_new · A_new is not
-/// the merge of the ΔW (a linear merge of two adapters carries the cross terms B_1 A_2 and B_2 A_1). Computed as PEFT
-/// computes it: every adapter of a module must have the same rank; magnitude pruning keeps ⌊density · numel⌋ entries
-/// per factor (no pruning at density ≥ 1); signs are elected on the pruned, unweighted factors ("total": sign of the
-/// sum, ≥ 0 → +1); the weighted agreeing entries are summed and divided by their count. Weights are used as given
-/// (PEFT does not normalise them). A module that some adapters lack is merged over those that have it.
+/// PEFT's `add_weighted_adapter` with combination types linear, ties, dare_linear and dare_ties
+/// (src/peft/tuners/lora/model.py), which merge the A factors and the B factors *separately*, module by module: with
+/// w'_t = √(w_t · scale_t) folded into both, A_new = merge(w'_t A_t) and B_new = merge(w'_t B_t), scale 1 (PEFT sets
+/// lora_alpha = r). So B_new · A_new is not the merge of the ΔW (a linear merge of two adapters carries the cross terms
+/// B_1 A_2 and B_2 A_1). Computed as PEFT computes it: every adapter of a module must have the same rank; magnitude
+/// pruning keeps ⌊density · numel⌋ entries per factor (no pruning at density ≥ 1); signs are elected on the pruned,
+/// unweighted factors ("total": sign of the sum, ≥ 0 → +1); the weighted agreeing entries are summed and divided by
+/// their count. Weights are used as given (PEFT does not normalise them). A module that some adapters lack is merged
+/// over those that have it.
 module Peft =
 
     let private pruneMagnitude (density: float) (t: Tensor) : Tensor =

@@ -1,6 +1,6 @@
 /// Retrieving stored adapters by behaviour: the top-k entries of a library of delta activations nearest to a query
 /// delta, by cosine similarity or Euclidean distance, with their scores and mixing weights. This is the retrieval that
-/// Delta Activations (arXiv 2509.04442, REFERENCE §6) motivates: adapters with similar deltas do similar things. The
+/// Delta Activations (arXiv 2509.04442) motivates: adapters with similar deltas do similar things. The
 /// softmax weighting over similarities is that of LoraRetriever (Zhao et al., "LoraRetriever: Input-Aware LoRA
 /// Retrieval and Composition for Mixed Tasks in the Wild", ACL Findings 2024) and of attention over retrieved items.
 module LLGBM.Algebra.Retrieve

@@ -1,7 +1,7 @@
 /// The B2 baseline, retrieve and merge: for a condition (a prompt batch of a held-out task), predict its delta δ̂,
 /// retrieve the k teacher adapters whose deltas are nearest to δ̂ (`Retrieve`), merge them on ΔW (average or TIES,
 /// `Merge`) and evaluate the merged adapter, applied densely, on the task. Retrieval by behavioural embedding follows
-/// Delta Activations (arXiv 2509.04442, REFERENCE §6); retrieve-then-compose follows LoraRetriever (Zhao et al., ACL
+/// Delta Activations (arXiv 2509.04442); retrieve-then-compose follows LoraRetriever (Zhao et al., ACL
 /// Findings 2024); the merges are those of `Merge`. Every step is a function argument (`run`), so the prompts → δ̂
 /// network of the generator replaces the nearest-condition lookup (`NearestCondition`) without other changes;
 /// `runExperiment` wires the steps to run directories for the CLI (`llgbm retrieve-merge`) and scripts.

@@ -200,7 +200,7 @@ let tests =
                 Expect.equal code 2 "no tokenizer"
                 Expect.stringContains err "tokenizer.json" "names the files")
         }
-        test "tokenize --json on Qwen's tokenizer.json gives REFERENCE §2's ids" {
+        test "tokenize --json on Qwen's tokenizer.json gives the known ids of docs/reference.md §2" {
             let dir = Qwen2TokenizerTests.qwenModelDir ()
 
             let (code, out, err) =

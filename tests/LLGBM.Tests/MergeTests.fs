@@ -19,7 +19,8 @@ let private values (tau: TaskVector) =
 let private exact (actual: float[]) (expected: float list) message =
     expectClose 1e-6 actual (Array.ofList expected) message
 
-/// τ1, τ2, τ3 of the hand-computed example (REFERENCE §4's recipe, density 0.4 of 5 entries: keep 2 each).
+/// τ1, τ2, τ3 of the hand-computed example (TIES-Merging's recipe, arXiv 2306.01708; density 0.4 of 5 entries: keep 2
+/// each).
 let private handVectors () = [
     tv [ 1.0; -2.0; 0.5; 3.0; -0.1 ]
     tv [ -1.5; 1.0; 0.2; 2.0; 0.3 ]

@@ -1,4 +1,4 @@
-/// Plain-array reference implementations of the merges (TIES-Merging's reference recipe, REFERENCE §4), written
+/// Plain-array reference implementations of the merges (TIES-Merging's reference recipe, arXiv 2306.01708), written
 /// independently of LLGBM.Algebra as loops over float64 values, for the algebra's tests to compare against.
 module LLGBM.Tests.NaiveAlgebra
 

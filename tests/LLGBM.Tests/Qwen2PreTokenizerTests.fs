@@ -58,6 +58,6 @@ let tests =
             Expect.equal
                 Qwen2PreTokenizer.Pattern
                 @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-                "REFERENCE §2"
+                "Qwen2's pre-tokenizer pattern (tokenization_qwen2.py)"
         }
     ]

@@ -5,8 +5,8 @@ open TorchSharp
 open LLGBM.Checkpoints
 open LLGBM.Model
 
-/// The parameter table of Qwen2.5-0.5B written from REFERENCE §1 by hand: H 896, I 4864, 24 layers,
-/// 14 heads of 64, 2 KV heads (k/v width 128), vocab 151936, tied embeddings (no lm_head.weight).
+/// The parameter table of Qwen2.5-0.5B written by hand from its config.json (docs/reference.md §1): H 896, I 4864, 24
+/// layers, 14 heads of 64, 2 KV heads (k/v width 128), vocab 151936, tied embeddings (no lm_head.weight).
 let expectedQwen25HalfB =
     [
         yield "model.embed_tokens.weight", [ 151936L; 896L ]
@@ -54,7 +54,7 @@ let tests =
             let total = model.parameters () |> Seq.sumBy (fun p -> p.numel ())
             Expect.equal total 494032768L "Qwen2.5-0.5B parameter count"
         }
-        test "Qwen2Presets head widths follow REFERENCE §1" {
+        test "Qwen2Presets head widths follow the published configs" {
             Expect.equal Qwen2Presets.Qwen25_0_5B.HeadDim 64 "0.5B"
             Expect.equal Qwen2Presets.Qwen25_1_5B.HeadDim 128 "1.5B"
             Expect.equal Qwen2Presets.Qwen25_7B.HeadDim 128 "7B"

@@ -9,7 +9,7 @@ open LLGBM.Model
 open LLGBM.Model.Modules
 open LLGBM.Tests.TestModels
 
-/// inv_freq[j] = 1 / θ^(2j/hd), j < hd/2, computed here in float64 (REFERENCE §1).
+/// inv_freq[j] = 1 / θ^(2j/hd), j < hd/2, computed here in float64 (modeling_qwen2.py's rotary embedding).
 let private invFreq (headDim: int) (theta: float) =
     Array.init (headDim / 2) (fun j -> 1.0 / Math.Pow(theta, float (2 * j) / float headDim))
 
@@ -133,7 +133,7 @@ let tests =
             let close (actual: torch.Tensor) (wanted: float[]) what =
                 let values = actual.data<float>().ToArray()
                 let worst = Array.map2 (fun a b -> abs (a - b)) values wanted |> Array.max
-                // the angles are built in float32 (REFERENCE §1): about 1.5e-5 rad at position 250
+                // the angles are built in float32 (as modeling_qwen2.py builds them): about 1.5e-5 rad at position 250
                 Expect.isLessThan worst 1e-4 what
 
             close cos (expected Math.Cos) "cos"

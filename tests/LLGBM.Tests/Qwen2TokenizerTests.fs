@@ -232,7 +232,7 @@ let realFiles =
             Expect.equal t.SpecialTokens["<|im_end|>"] 151645 "<|im_end|>"
             Expect.equal t.SpecialTokens["<|file_sep|>"] 151664 "Qwen2.5's last added token"
         }
-        test "REFERENCE §2 known ids" {
+        test "known ids of Qwen2's tokenizer (docs/reference.md §2)" {
             let t = qwen.Force()
             encodes t "Hello world" [ 9707; 1879 ]
             encodes t " Hello world" [ 21927; 1879 ]

@@ -1,5 +1,6 @@
 /// An independent, plain-array reference implementation of the Qwen2 forward pass
-/// (REFERENCE.md §1), used as a test oracle for the TorchSharp model.
+/// (transformers' models/qwen2/modeling_qwen2.py; docs/reference.md §1), used as a test oracle
+/// for the TorchSharp model.
 ///
 /// Deliberately uses no TorchSharp and no LLGBM library code: only F# arrays, loops and
 /// double-precision arithmetic, written for clarity rather than speed. (Hugging Face computes

@@ -58,7 +58,7 @@ public static class BaseCommand
         var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples per task and format in the final evaluation.", DefaultValueFactory = _ => 100 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var force = new Option<bool>("--force") { Description = "Pretrain again even when the directory holds this recipe's model." };
-        var command = new Command("pretrain", "Pretrains a base model on the instruction-prefixed synthetic suite, evaluates it with and without instructions, and writes the checkpoint with its byte-level tokenizer.")
+        var command = new Command("pretrain", "Pretrains a base model on the instruction-prefixed synthetic suite, evaluates it with and without instructions, and writes the checkpoint with its byte-level tokenizer. Progress goes to standard error: a progress bar on a terminal, otherwise a line every 100 steps.")
         {
             preset, output, steps, seed, evalLimit, device, force,
         };
@@ -79,14 +79,10 @@ public static class BaseCommand
             };
             var err = CommandAction.Err(parse);
             var dir = parse.GetValue(output)!;
-            var report = Pretraining.BaseModelBuilder.Build(
+            var report = StepProgress.Run(err, "pretrain", 100, progress => Pretraining.BaseModelBuilder.Build(
                 recipe, dir, parse.GetValue(evalLimit), parse.GetValue(force),
-                p =>
-                {
-                    if (p.Step % 100 == 0 || p.Step == p.TotalSteps)
-                        err.WriteLine($"[pretrain] step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  lr {p.LearningRate:G3}  {p.Elapsed.TotalSeconds:F0}s");
-                },
-                line => err.WriteLine($"[pretrain] {line}"));
+                p => progress.Step(new StepReport(null, p.Step, p.TotalSteps, p.Loss, $"  lr {p.LearningRate:G3}  {p.Elapsed.TotalSeconds:F0}s")),
+                line => progress.Line($"[pretrain] {line}")));
             var table = new Table().AddColumns("domain", "instructed", "bare");
             foreach (var domain in Pretraining.BaseModelBuilder.ByDomain(report).GroupBy(r => r.Domain))
             {

@@ -35,7 +35,7 @@ public static class TeachersCommand
         var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples scored per kept adapter.", DefaultValueFactory = _ => defaults.EvaluationLimit };
         var shard = new Option<string>("--shard") { Description = "i/n: train only shard i (0-based) of n, e.g. one Slurm array task each.", DefaultValueFactory = _ => "0/1" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
-        var command = new Command("train", "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; finished tasks are skipped.")
+        var command = new Command("train", "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; finished tasks are skipped. Progress goes to standard error: a progress bar per task on a terminal, otherwise a line every 50 steps.")
         {
             baseModel, tasks, output, only, steps, batch, lr, rank, alpha, targets, checkpoints, every, seed, evalLimit, shard, device,
         };
@@ -71,14 +71,10 @@ public static class TeachersCommand
                 ShardIndex = index,
                 ShardCount = count,
             };
-            var manifests = TeacherPool.Train(
+            var manifests = StepProgress.Run(err, "teachers", 50, progress => TeacherPool.Train(
                 settings,
-                p =>
-                {
-                    if (p.Step % 50 == 0)
-                        err.WriteLine($"[teachers] {p.Task}: step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}");
-                },
-                line => err.WriteLine($"[teachers] {line}"));
+                p => progress.Step(new StepReport(p.Task, p.Step, p.TotalSteps, p.Loss)),
+                line => progress.Line($"[teachers] {line}")), hideCompleted: true);
             // The base model's instructed accuracy per task, when it was pretrained here: what the teachers should recover.
             var instructed = Pretraining.BaseModelBuilder.ReadReport(settings.BaseModel)?.Evaluations
                 .Where(e => e.Format == "instructed")

@@ -3,7 +3,8 @@ using LLGBM.Model;
 namespace LLGBM.Checkpoints;
 
 /// <summary>
-/// Named architectures: the Qwen2.5 family (REFERENCE §1) and tiny models that train on a laptop CPU.
+/// Named architectures: the Qwen2.5 family (the Qwen/Qwen2.5-* config.json files; docs/reference.md §1) and tiny models
+/// that train on a laptop CPU.
 /// </summary>
 public static class Qwen2Presets
 {

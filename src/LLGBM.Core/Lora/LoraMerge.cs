@@ -4,7 +4,10 @@ using static TorchSharp.torch;
 
 namespace LLGBM.Lora;
 
-/// <summary>Folds a LoRA adapter into the weights of a base model (REFERENCE §3: W ← W + scale · B · A).</summary>
+/// <summary>
+/// Folds a LoRA adapter into the weights of a base model: W ← W + scale · B · A, as PEFT merges one
+/// (src/peft/tuners/lora/layer.py).
+/// </summary>
 public static class LoraMerge
 {
     /// <summary>

@@ -10,8 +10,9 @@ using static TorchSharp.torch;
 namespace LLGBM.Lora;
 
 /// <summary>
-/// PEFT LoRA adapter directories (REFERENCE §3): <c>adapter_config.json</c> and <c>adapter_model.safetensors</c>, with
-/// tensors keyed <c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c> (A [r, in]) and
+/// PEFT LoRA adapter directories (peft/utils/save_and_load.py; docs/reference.md §3): <c>adapter_config.json</c> and
+/// <c>adapter_model.safetensors</c>, with tensors keyed
+/// <c>base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight</c> (A [r, in]) and
 /// <c>….lora_B.weight</c> (B [out, r]). Files PEFT writes load here, and files written here load in PEFT as they are.
 /// </summary>
 /// <remarks>

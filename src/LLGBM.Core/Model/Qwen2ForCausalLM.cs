@@ -6,9 +6,9 @@ using static TorchSharp.torch;
 namespace LLGBM.Model;
 
 /// <summary>
-/// A Qwen2 causal language model (REFERENCE §1): <c>model</c> (the trunk) and <c>lm_head</c>, which is absent when
-/// the embeddings are tied (the head then uses <c>model.embed_tokens.weight</c>). Parameter names equal the Hugging
-/// Face checkpoint keys, so checkpoints load strictly by name.
+/// A Qwen2 causal language model (transformers' models/qwen2/modeling_qwen2.py): <c>model</c> (the trunk) and
+/// <c>lm_head</c>, which is absent when the embeddings are tied (the head then uses <c>model.embed_tokens.weight</c>).
+/// Parameter names equal the Hugging Face checkpoint keys, so checkpoints load strictly by name.
 /// </summary>
 public sealed class Qwen2ForCausalLM : nn.Module
 {
