@@ -32,36 +32,33 @@ let private repository =
     up (DirectoryInfo AppContext.BaseDirectory)
 
 /// The folders whose code runs per step, per token or per tensor: every C# file under them is checked.
-let hotFolders =
-    [
-        "src/LLGBM.Core/Model"
-        "src/LLGBM.Core/Lora"
-        "src/LLGBM.Core/Delta"
-        "src/LLGBM.Core/Generators"
-        "src/LLGBM.Core/Evaluation"
-        "src/LLGBM.Core/Training"
-        "src/LLGBM.Core/Conditioning"
-        "src/LLGBM.Core/Pretraining"
-        "src/LLGBM.Core/Teachers"
-        "src/LLGBM.Core/Text"
-        "src/LLGBM.Core/Checkpoints"
-        "src/LLGBM.Cli/Benchmarks"
-    ]
+let hotFolders = [
+    "src/LLGBM.Core/Model"
+    "src/LLGBM.Core/Lora"
+    "src/LLGBM.Core/Delta"
+    "src/LLGBM.Core/Generators"
+    "src/LLGBM.Core/Evaluation"
+    "src/LLGBM.Core/Training"
+    "src/LLGBM.Core/Conditioning"
+    "src/LLGBM.Core/Pretraining"
+    "src/LLGBM.Core/Teachers"
+    "src/LLGBM.Core/Text"
+    "src/LLGBM.Core/Checkpoints"
+    "src/LLGBM.Cli/Benchmarks"
+]
 
 /// Files under the hot folders that may keep an implicit scalar, each with the reason it runs once, not in a loop.
 let allowList: Map<string, string> = Map.empty
 
 /// One place where a number becomes a TorchSharp scalar or tensor with no owner.
-type Finding =
-    {
-        File: string
-        Line: int
-        Code: string
-        Why: string
-    }
+type Finding = {
+    File: string
+    Line: int
+    Code: string
+    Why: string
+} with
 
-    override f.ToString() =
-        $"{f.File}:{f.Line}: {f.Why}: {f.Code}"
+    override f.ToString() = $"{f.File}:{f.Line}: {f.Why}: {f.Code}"
 
 let private isTorchSharp (t: ITypeSymbol) =
     not (isNull t)
@@ -101,7 +98,8 @@ let private owned (op: IOperation) =
             | :? IVariableDeclarationOperation as declaration ->
                 match declaration.Parent with
                 | :? IVariableDeclarationGroupOperation as group ->
-                    (group.Parent :? IUsingDeclarationOperation) || (group.Parent :? IUsingOperation)
+                    (group.Parent :? IUsingDeclarationOperation)
+                    || (group.Parent :? IUsingOperation)
                 | :? IUsingOperation -> true
                 | _ -> false
             | _ -> false
@@ -140,7 +138,8 @@ let private unowned (op: IOperation) : string option =
     | :? IInvocationOperation as i when
         (i.TargetMethod.Name = "vector_norm" || i.TargetMethod.Name = "matrix_norm")
         && isTorchSharp i.TargetMethod.ContainingType.ContainingType
-        && i.TargetMethod.Parameters |> Seq.exists (fun p -> p.Name = "ord" && isNumber p.Type)
+        && i.TargetMethod.Parameters
+           |> Seq.exists (fun p -> p.Name = "ord" && isNumber p.Type)
         ->
         Some "linalg norms with a numeric `ord` make a Scalar inside TorchSharp"
     | _ -> None
@@ -165,12 +164,12 @@ let private references (excluded: string list) =
 
     let localNames = local |> List.map Path.GetFileName |> set
 
-    (framework |> List.filter (fun p -> not (localNames.Contains(Path.GetFileName p))))
+    (framework
+     |> List.filter (fun p -> not (localNames.Contains(Path.GetFileName p))))
     @ local
     |> List.map (fun p -> MetadataReference.CreateFromFile p :> MetadataReference)
 
-let private parseOptions =
-    CSharpParseOptions(LanguageVersion.Preview)
+let private parseOptions = CSharpParseOptions(LanguageVersion.Preview)
 
 /// The global usings the SDK adds to a project with ImplicitUsings.
 let private implicitUsings =
@@ -186,14 +185,12 @@ let private implicitUsings =
 let compile (name: string) (kind: OutputKind) (excluded: string list) (sources: (string * string) list) =
     let trees =
         implicitUsings
-        :: [ for path, text in sources -> CSharpSyntaxTree.ParseText(text, parseOptions, path) ]
+        :: [
+            for path, text in sources -> CSharpSyntaxTree.ParseText(text, parseOptions, path)
+        ]
 
     let options =
-        CSharpCompilationOptions(
-            kind,
-            nullableContextOptions = NullableContextOptions.Enable,
-            allowUnsafe = true
-        )
+        CSharpCompilationOptions(kind, nullableContextOptions = NullableContextOptions.Enable, allowUnsafe = true)
 
     let compilation =
         CSharpCompilation.Create(name, trees, references excluded, options)
@@ -333,13 +330,17 @@ let tests =
         }
 
         test "No unowned scalar made from a number in LLGBM.Core's hot paths" {
-            let found, checkedFiles = projectFindings "src/LLGBM.Core" "LLGBM.Core" OutputKind.DynamicallyLinkedLibrary
+            let found, checkedFiles =
+                projectFindings "src/LLGBM.Core" "LLGBM.Core" OutputKind.DynamicallyLinkedLibrary
+
             Expect.isGreaterThan checkedFiles 50 "the hot folders hold the model, LoRA, delta and generator code"
             Expect.isEmpty found (String.Join("\n", found))
         }
 
         test "No unowned scalar made from a number in the CLI's benchmarks" {
-            let found, checkedFiles = projectFindings "src/LLGBM.Cli" "llgbm" OutputKind.ConsoleApplication
+            let found, checkedFiles =
+                projectFindings "src/LLGBM.Cli" "llgbm" OutputKind.ConsoleApplication
+
             Expect.isGreaterThan checkedFiles 0 "the benchmarks are checked"
             Expect.isEmpty found (String.Join("\n", found))
         }
@@ -348,13 +349,12 @@ let tests =
             let algebra = Path.Combine(repository, "src", "LLGBM.Algebra")
             let useBinding = Regex @"^\s*use\s+\w+\s*=\s*[^\n]*\.ToScalar\s*\(\s*\)\s*$"
 
-            let loose =
-                [
-                    for file in Directory.GetFiles(algebra, "*.fs") do
-                        for i, line in Array.indexed (File.ReadAllLines file) do
-                            if line.Contains ".ToScalar" && not (useBinding.IsMatch line) then
-                                $"{relative file}:{i + 1}: {line.Trim()}"
-                ]
+            let loose = [
+                for file in Directory.GetFiles(algebra, "*.fs") do
+                    for i, line in Array.indexed (File.ReadAllLines file) do
+                        if line.Contains ".ToScalar" && not (useBinding.IsMatch line) then
+                            $"{relative file}:{i + 1}: {line.Trim()}"
+            ]
 
             Expect.isEmpty loose (String.Join("\n", loose))
         }

@@ -36,6 +36,6 @@ let tests =
                 let variance: torch.Tensor = x32.pow(two).mean([| -1L |], keepdim = true)
                 let former = norm.weight * (x32 * variance.add(eps).rsqrt()).to_type dtype
                 let now = norm.forward input
-                Expect.isTrue ((now.eq former).all().item<bool> ()) $"identical for {dtype}"
+                Expect.isTrue ((now.eq former).all().item<bool>()) $"identical for {dtype}"
         }
     ]
