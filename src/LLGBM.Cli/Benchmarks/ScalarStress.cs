@@ -52,7 +52,8 @@ public static class ScalarStress
                 GC.WaitForPendingFinalizers();
                 Interlocked.Increment(ref collections);
             }
-        }) { IsBackground = true, Name = "scalar-stress collector" };
+        })
+        { IsBackground = true, Name = "scalar-stress collector" };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         collector.Start();
         var rounds = 0;

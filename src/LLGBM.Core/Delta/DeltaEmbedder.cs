@@ -1,6 +1,6 @@
-using TorchSharp;
 using LLGBM.Lora;
 using LLGBM.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Delta;

@@ -1,8 +1,8 @@
-using TorchSharp;
 using LLGBM.Delta;
 using LLGBM.Lora;
 using LLGBM.Model;
 using LLGBM.Teachers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Generators;

@@ -1,5 +1,5 @@
-using TorchSharp;
 using LLGBM.Model;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,9 +1,9 @@
-using TorchSharp;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LLGBM.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Lora;

@@ -1,5 +1,5 @@
-using TorchSharp;
 using LLGBM.Lora;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Training;
