@@ -45,7 +45,8 @@ let private frobenius (t: torch.Tensor) =
 let private gaussianWithNorm (generator: torch.Generator) (shape: int64[]) (norm: float) =
     use draw = torch.randn (shape, dtype = torch.float32, generator = generator)
     let drawn = frobenius draw
-    draw.mul ((if drawn = 0.0 then 0.0 else norm / drawn).ToScalar())
+    use factor = (if drawn = 0.0 then 0.0 else norm / drawn).ToScalar()
+    draw.mul factor
 
 /// A random task vector with the modules and shapes of `reference` whose every module has the reference's Frobenius
 /// norm: N(0, 1) entries rescaled. Module i (in path order) draws from `Seeds.derive seed i`.
@@ -95,9 +96,11 @@ let randomAdapter (seed: int64) (reference: LoraSet) : LoraSet =
                     let b = nonNull m.B
                     let newA = torch.randn (a.shape, dtype = torch.float32, generator = generator)
                     use rawB = torch.randn (b.shape, dtype = torch.float32, generator = generator)
-                    use product = rawB.matmul(newA).mul(m.Scale.ToScalar())
+                    use scale = m.Scale.ToScalar()
+                    use product = rawB.matmul(newA).mul scale
                     let drawn = frobenius product
-                    let newB = rawB.mul ((if drawn = 0.0 then 0.0 else norm / drawn).ToScalar())
+                    use factor = (if drawn = 0.0 then 0.0 else norm / drawn).ToScalar()
+                    let newB = rawB.mul factor
                     KeyValuePair.Create(path, LoraModule.LowRank(newA, newB, m.Scale))
                 | dense -> KeyValuePair.Create(path, LoraModule.Dense(gaussianWithNorm generator dense.shape norm)))
 

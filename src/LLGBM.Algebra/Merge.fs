@@ -70,18 +70,22 @@ let private electRows (stacked: Tensor) : Tensor =
     let gamma = summed.sign ()
     let majority = gamma.sum().sign().item<float32>()
     let fill = if majority = 0.0f then 1.0f else majority
-    use zero = gamma.eq (0.0.ToScalar())
-    gamma.masked_fill (zero, fill.ToScalar())
+    use zeroScalar = 0.0.ToScalar()
+    use fillScalar = fill.ToScalar()
+    use zero = gamma.eq zeroScalar
+    gamma.masked_fill (zero, fillScalar)
 
 /// Per column of a [T, n] tensor, the mean of the non-zero entries whose sign is γ's (0 where none is).
 let private disjointRows (gamma: Tensor) (stacked: Tensor) : Tensor =
     use signs = stacked.sign ()
     use agreeing = signs.eq (gamma.unsqueeze (0L))
-    use nonZero = stacked.ne (0.0.ToScalar())
+    use zero = 0.0.ToScalar()
+    use one = 1.0.ToScalar()
+    use nonZero = stacked.ne zero
     use keep = agreeing.logical_and nonZero
     use selected = stacked.mul keep
     use total = selected.sum (0L)
-    use count = keep.sum(0L).to_type(torch.float32).clamp_min(1.0.ToScalar())
+    use count = keep.sum(0L).to_type(torch.float32).clamp_min(one)
     total.div count
 
 /// The stacked [T, n] rows of the aligned vectors with a template for unflattening; disposes nothing it is given.
@@ -229,9 +233,11 @@ let private dropRow (p: float) (seed: int64) (flat: Tensor) : Tensor =
     use draws =
         torch.rand ([| flat.numel () |], dtype = torch.float64, generator = generator)
 
-    use keep = draws.ge (p.ToScalar())
+    use threshold = p.ToScalar()
+    use survival = (1.0 - p).ToScalar()
+    use keep = draws.ge threshold
     use kept = flat.mul keep
-    kept.div ((1.0 - p).ToScalar())
+    kept.div survival
 
 /// DARE (drop and rescale) of one task vector: every entry dropped (set to 0) with probability p, independently, the
 /// survivors multiplied by 1/(1 − p), so that E[dare p τ] = τ; p = 0 returns τ. Seeded: the same seed gives the same
@@ -401,14 +407,17 @@ module Peft =
     let private electAndMerge (pruned: Tensor) (weighted: Tensor) : Tensor =
         use summed = pruned.sum (0L)
 
+        use zero = 0.0.ToScalar()
+        use one = 1.0.ToScalar()
+
         use majority =
-            torch.where (summed.ge (0.0.ToScalar()), torch.ones_like summed, torch.ones_like(summed).neg())
+            torch.where (summed.ge zero, torch.ones_like summed, torch.ones_like(summed).neg())
 
         use signs = pruned.sign ()
         use mask = signs.eq (majority.unsqueeze (0L))
         use selected = weighted.mul mask
         use total = selected.sum (0L)
-        use count = mask.sum(0L).to_type(torch.float32).clamp_min(1.0.ToScalar())
+        use count = mask.sum(0L).to_type(torch.float32).clamp_min(one)
         total.div count
 
     let private weightsOf (count: int) (weights: seq<float>) =
@@ -573,6 +582,7 @@ module Peft =
             result
         else
             use result = result
+            use lambda = settings.Lambda.ToScalar()
 
             let modules =
                 Dictionary(
@@ -580,11 +590,7 @@ module Peft =
                         for KeyValue(path, m) in result.Modules ->
                             KeyValuePair.Create(
                                 path,
-                                LoraModule.LowRank(
-                                    (nonNull m.A).clone(),
-                                    (nonNull m.B).mul(settings.Lambda.ToScalar()),
-                                    m.Scale
-                                )
+                                LoraModule.LowRank((nonNull m.A).clone(), (nonNull m.B).mul lambda, m.Scale)
                             )
                     ],
                     StringComparer.Ordinal

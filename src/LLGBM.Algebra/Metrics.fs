@@ -70,8 +70,9 @@ let signConflictRate (vectors: seq<TaskVector>) : float =
         use rows = rows
         use template = template
         use _ = TorchSharp.torch.no_grad ()
-        use positive = rows.gt(0.0.ToScalar()).any(0L)
-        use negative = rows.lt(0.0.ToScalar()).any(0L)
+        use zero = 0.0.ToScalar()
+        use positive = rows.gt(zero).any(0L)
+        use negative = rows.lt(zero).any(0L)
         use conflict = positive.logical_and negative
         let n = rows.shape[1]
 

@@ -107,10 +107,14 @@ type TaskVector(modules: seq<string * torch.Tensor>) =
         TaskVector.Zip "-" (fun x y -> x - y) a b
 
     /// <summary>s · τ.</summary>
-    static member (*)(s: float, a: TaskVector) = a.Map(fun t -> t.mul (s.ToScalar()))
+    static member (*)(s: float, a: TaskVector) =
+        use factor = s.ToScalar()
+        a.Map(fun t -> t.mul factor)
 
     /// <summary>τ · s.</summary>
-    static member (*)(a: TaskVector, s: float) = a.Map(fun t -> t.mul (s.ToScalar()))
+    static member (*)(a: TaskVector, s: float) =
+        use factor = s.ToScalar()
+        a.Map(fun t -> t.mul factor)
 
     /// <summary>−τ.</summary>
     static member (~-)(a: TaskVector) = a.Map(fun t -> t.neg ())
@@ -199,7 +203,8 @@ module TaskVector =
                             | null ->
                                 let a = (nonNull m.A).detach().``to``(torch.float32, torch.CPU)
                                 let b = (nonNull m.B).detach().``to``(torch.float32, torch.CPU)
-                                b.matmul(a).mul(m.Scale.ToScalar())
+                                use scale = m.Scale.ToScalar()
+                                b.matmul(a).mul scale
                             | d -> d.detach().``to``(torch.float32, torch.CPU).clone()
 
                         path, delta

@@ -253,7 +253,8 @@ public static class DeltaBenchmark
         using var noGrad = no_grad();
         foreach (var module in set.Modules.Values)
         {
-            using var values = randn(module.B!.shape, generator: generator) * 0.02;
+            using var std = 0.02.ToScalar();
+            using var values = randn(module.B!.shape, generator: generator) * std;
             module.B.copy_(values);
         }
         return set;

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Conditioning;
@@ -23,7 +24,8 @@ public static class SentencePooling
         using var scope = NewDisposeScope();
         var weights = mask.to_type(hidden.dtype).unsqueeze(-1);
         var sum = (hidden * weights).sum(1);
-        var count = weights.sum(1).clamp_min(MinTokenCount);
+        using var minCount = MinTokenCount.ToScalar();
+        var count = weights.sum(1).clamp_min(minCount);
         return (sum / count).MoveToOuterDisposeScope();
     }
 
@@ -31,7 +33,8 @@ public static class SentencePooling
     public static Tensor L2Normalize(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var norm = x.square().sum(-1, keepdim: true).sqrt().clamp_min(MinNorm);
+        using var minNorm = MinNorm.ToScalar();
+        var norm = x.square().sum(-1, keepdim: true).sqrt().clamp_min(minNorm);
         return (x / norm).MoveToOuterDisposeScope();
     }
 }

@@ -1,5 +1,6 @@
 using LLGBM.Lora;
 using LLGBM.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Delta;
@@ -70,7 +71,8 @@ public sealed class DeltaEmbedder : IDeltaEmbedder
         {
             using var generator = new Generator((ulong)Spec.ProjectionSeed);
             using var r = randn([RepresentationDim, dim], dtype: ScalarType.Float64, generator: generator);
-            projection = (r / Math.Sqrt(dim)).to(model.Dtype).to(device).DetachFromDisposeScope();
+            using var root = Math.Sqrt(dim).ToScalar();
+            projection = (r / root).to(model.Dtype).to(device).DetachFromDisposeScope();
         }
     }
 
@@ -176,7 +178,8 @@ public sealed class DeltaEmbedder : IDeltaEmbedder
             var pooled = Represent(output, batchMask).view(n, rows, -1).sum(1);
             sum = sum is null ? pooled : sum + pooled;
         }
-        return (sum! / ProbeCount).MoveToOuterDisposeScope();
+        using var probes = ProbeCount.ToScalar();
+        return (sum! / probes).MoveToOuterDisposeScope();
     }
 
     Tensor Represent(Qwen2Output output, Tensor mask)

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Delta;
@@ -47,12 +48,17 @@ public static class DeltaLosses
         CheckShapes(predicted, target, nameof(CosineDistance));
         using var scope = NewDisposeScope();
         var cos = (Normalize(predicted, eps) * Normalize(target, eps)).sum(-1);
-        return (1.0 - cos).mean().MoveToOuterDisposeScope();
+        using var one = 1.0.ToScalar();
+        return (one - cos).mean().MoveToOuterDisposeScope();
     }
 
-    // x / max(‖x‖, eps) along the last dimension; the norm's gradient is zero (not NaN) at the zero vector.
-    static Tensor Normalize(Tensor x, double eps) =>
-        x / linalg.vector_norm(x, 2, [-1], keepdim: true).clamp_min(eps);
+    // x / max(‖x‖, eps) along the last dimension; the norm's gradient is zero (not NaN) at the zero vector. The 2-norm
+    // is Tensor.norm (libtorch's linalg_vector_norm with ord 2), which takes the order as a number, not a Scalar.
+    static Tensor Normalize(Tensor x, double eps)
+    {
+        using var floor = eps.ToScalar();
+        return x / x.norm(-1, keepdim: true).clamp_min(floor);
+    }
 
     static void CheckShapes(Tensor predicted, Tensor target, string loss)
     {

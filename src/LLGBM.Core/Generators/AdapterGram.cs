@@ -1,4 +1,5 @@
 using LLGBM.Lora;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Generators;
@@ -24,7 +25,8 @@ public static class AdapterGram
             var b = module.B!.to_type(ScalarType.Float64);
             var btb = einsum("iok,jol->ijkl", b, b);
             var aat = einsum("ikn,jln->ijkl", a, a);
-            var term = (btb * aat).sum([-2, -1]) * (module.Scale * module.Scale);
+            using var scale = (module.Scale * module.Scale).ToScalar();
+            var term = (btb * aat).sum([-2, -1]) * scale;
             g = g is null ? term : g + term;
         }
         if (g is null)

@@ -118,7 +118,8 @@ public static class GeneratorTrainer
                 if (auxiliary is not null)
                 {
                     values["auxiliary"] = auxiliary;
-                    values["loss"] = values["loss"] + auxiliary * lambdas["auxiliary"];
+                    using var auxiliaryWeight = lambdas["auxiliary"].ToScalar();
+                    values["loss"] = values["loss"] + auxiliary * auxiliaryWeight;
                 }
                 var total = values["loss"];
                 var value = total.item<float>();
@@ -130,7 +131,8 @@ public static class GeneratorTrainer
                         (last is { } s ? $"The last good checkpoint is step {s} in {GeneratorCheckpoint.StepDir(runDir, s)}." : "No checkpoint was written yet.") +
                         " Lower the learning rate or the loss weights.");
                 }
-                (total * fraction).backward();
+                using var share = fraction.ToScalar();
+                (total * share).backward();
                 foreach (var (name, t) in values)
                     terms[name] = terms.GetValueOrDefault(name) + t.item<float>() * (name == "delta" ? deltaShare : fraction);
             }
@@ -197,7 +199,8 @@ public static class GeneratorTrainer
             _ => tokenLoss ?? throw new LlgbmException("Generator training: the token loss needs the generated grid."),
         };
         terms["weight"] = weight;
-        var loss = weight * lambdas["weight"];
+        using var weightWeight = lambdas["weight"].ToScalar();
+        var loss = weight * weightWeight;
         if (lambdas["delta"] > 0 && deltaRows > 0)
         {
             using var subset = deltaRows == generated.Count ? null : BatchedLoraSets.Narrow(generated, 0, deltaRows);
@@ -205,30 +208,39 @@ public static class GeneratorTrainer
             var target = data.Teachers.Deltas([.. teacherIndices.Take(deltaRows)]).to(predicted.device);
             var delta = DeltaTerm(config.DeltaLoss, predicted, target);
             terms["delta"] = delta;
-            loss = loss + delta * (lambdas["delta"] * deltaScale);
+            using var deltaWeight = (lambdas["delta"] * deltaScale).ToScalar();
+            loss = loss + delta * deltaWeight;
         }
         if (lambdas["kl"] > 0)
         {
             var kl = KlTerm(data, generated, teacher);
             terms["kl"] = kl;
-            loss = loss + kl * lambdas["kl"];
+            using var klWeight = lambdas["kl"].ToScalar();
+            loss = loss + kl * klWeight;
         }
         var norm = AdapterNorm.Penalty(generated);
         terms["norm"] = norm;
         if (lambdas["norm"] > 0)
-            loss = loss + norm * lambdas["norm"];
+        {
+            using var normWeight = lambdas["norm"].ToScalar();
+            loss = loss + norm * normWeight;
+        }
         terms["loss"] = loss;
         return terms;
     }
 
     /// <summary>The delta term between generated [N, D] and teacher [N, D] deltas.</summary>
-    public static Tensor DeltaTerm(DeltaLossKind kind, Tensor predicted, Tensor target) => kind switch
+    public static Tensor DeltaTerm(DeltaLossKind kind, Tensor predicted, Tensor target)
     {
-        DeltaLossKind.RelativeMse => DeltaLosses.Mse(predicted, target) / target.square().mean().clamp_min(1e-12),
-        DeltaLossKind.NormalizedMse => DeltaLosses.NormalizedMse(predicted, target),
-        DeltaLossKind.Cosine => DeltaLosses.CosineDistance(predicted, target),
-        _ => throw new LlgbmException($"Unknown delta loss {kind}."),
-    };
+        using var floor = 1e-12.ToScalar();
+        return kind switch
+        {
+            DeltaLossKind.RelativeMse => DeltaLosses.Mse(predicted, target) / target.square().mean().clamp_min(floor),
+            DeltaLossKind.NormalizedMse => DeltaLosses.NormalizedMse(predicted, target),
+            DeltaLossKind.Cosine => DeltaLosses.CosineDistance(predicted, target),
+            _ => throw new LlgbmException($"Unknown delta loss {kind}."),
+        };
+    }
 
     /// <summary>The logit-KL tether on the probes: every probe under every generated adapter against the same teacher.</summary>
     static Tensor KlTerm(GeneratorData data, LoraSet generated, LoraSet teacher)
@@ -255,8 +267,8 @@ public static class GeneratorTrainer
         return new Dictionary<string, double>
         {
             ["delta_cosine"] = nn.functional.cosine_similarity(predicted, target, 1).mean().item<float>(),
-            ["delta_norm"] = linalg.vector_norm(predicted, 2, [1]).mean().item<float>(),
-            ["teacher_delta_norm"] = linalg.vector_norm(target, 2, [1]).mean().item<float>(),
+            ["delta_norm"] = predicted.norm(1).mean().item<float>(),
+            ["teacher_delta_norm"] = target.norm(1).mean().item<float>(),
             ["adapter_norm"] = Math.Sqrt(AdapterNorm.Penalty(generated).item<float>()),
             ["teacher_adapter_norm"] = Math.Sqrt(AdapterNorm.Penalty(teacher).item<float>()),
             ["weight_error"] = WeightLosses.RelativeDeltaWeight(generated, teacher).item<float>(),

@@ -59,9 +59,10 @@ public sealed class HyperConvGenerator : nn.Module, ILoraGenerator
             widths = new ModuleList<Linear>([.. shapes.Zip(shapes.Skip(1), (a, b) => nn.Linear(a.Width, b.Width))]);
             norms = new ModuleList<LayerNorm>([.. shapes.Skip(1).SkipLast(1).Select(s => nn.LayerNorm(s.Width))]);
             var last = widths[^1];
-            last.weight!.mul_(config.HeadInitScale);
+            using var headScale = config.HeadInitScale.ToScalar();
+            last.weight!.mul_(headScale);
             last.bias!.zero_();
-            convs[^1].weight!.mul_(config.HeadInitScale);
+            convs[^1].weight!.mul_(headScale);
             using var initial = LoraSet.Initialize(lora, model, seed);
             var (grid, mask) = tokenizer.Tokenize(initial);
             output_bias = new Parameter(grid.detach().clone());
@@ -93,7 +94,8 @@ public sealed class HyperConvGenerator : nn.Module, ILoraGenerator
     {
         using var _ = no_grad();
         condition_mean.copy_(mean);
-        condition_std.copy_(std.clamp_min(1e-6));
+        using var floor = 1e-6.ToScalar();
+        condition_std.copy_(std.clamp_min(floor));
     }
 
     /// <summary>The token grids [N, T, W + 2] of <paramref name="conditions"/> [N, K, D].</summary>

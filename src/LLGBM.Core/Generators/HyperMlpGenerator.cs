@@ -64,8 +64,9 @@ public sealed class HyperMlpGenerator : nn.Module, ILoraGenerator
             condition_mean = zeros(conditionDim);
             condition_std = ones(conditionDim);
             condition_proj = nn.Linear(conditionDim, e);
-            layer_embedding = new Parameter(randn([model.NumHiddenLayers, e], generator: generator) * 0.1);
-            module_embedding = new Parameter(randn([LoraTarget.All.Count, e], generator: generator) * 0.1);
+            using var embeddingScale = 0.1.ToScalar();
+            layer_embedding = new Parameter(randn([model.NumHiddenLayers, e], generator: generator) * embeddingScale);
+            module_embedding = new Parameter(randn([LoraTarget.All.Count, e], generator: generator) * embeddingScale);
             trunk = new ModuleList<Linear>([.. Enumerable.Range(0, config.Depth).Select(i => nn.Linear(i == 0 ? 3 * e : h, h))]);
             heads = new ModuleDict<Linear>();
             biases = new ParameterDict();
@@ -73,12 +74,15 @@ public sealed class HyperMlpGenerator : nn.Module, ILoraGenerator
             {
                 var first = slots[members[0]];
                 var head = nn.Linear(h, first.FactorSize, hasBias: false);
-                head.weight!.mul_(config.HeadInitScale);
+                using var headScale = config.HeadInitScale.ToScalar();
+                head.weight!.mul_(headScale);
                 heads.Add(key, head);
                 var initial = zeros(members.Length, first.FactorSize);
                 var bound = 1.0 / Math.Sqrt(first.In);
                 var aSize = first.Rank * first.In;
-                initial[TensorIndex.Colon, TensorIndex.Slice(0, aSize)] = rand([members.Length, aSize], generator: generator) * (2 * bound) - bound;
+                using var width = (2 * bound).ToScalar();
+                using var low = bound.ToScalar();
+                initial[TensorIndex.Colon, TensorIndex.Slice(0, aSize)] = rand([members.Length, aSize], generator: generator) * width - low;
                 biases.Add(key, new Parameter(initial));
             }
         }
@@ -102,7 +106,8 @@ public sealed class HyperMlpGenerator : nn.Module, ILoraGenerator
     {
         using var _ = no_grad();
         condition_mean.copy_(mean);
-        condition_std.copy_(std.clamp_min(1e-6));
+        using var floor = 1e-6.ToScalar();
+        condition_std.copy_(std.clamp_min(floor));
     }
 
     /// <inheritdoc/>

@@ -1,4 +1,5 @@
 using LLGBM.Lora;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Generators;
@@ -27,7 +28,8 @@ public static class PairedAdapterCosine
             {
                 var bb = einsum("iok,iol->ikl", p.B!.to_type(ScalarType.Float64), q.B!.to_type(ScalarType.Float64));
                 var aa = einsum("ikn,iln->ikl", p.A!.to_type(ScalarType.Float64), q.A!.to_type(ScalarType.Float64));
-                return (bb * aa).sum([-2, -1]) * (p.Scale * q.Scale);
+                using var scale = (p.Scale * q.Scale).ToScalar();
+                return (bb * aa).sum([-2, -1]) * scale;
             }
             xy = xy is null ? Inner(mx, my) : xy + Inner(mx, my);
             xx = xx is null ? Inner(mx, mx) : xx + Inner(mx, mx);
@@ -35,7 +37,8 @@ public static class PairedAdapterCosine
         }
         if (xy is null || x.Modules.Count != y.Modules.Count)
             throw new LlgbmException("Paired adapter cosine: the sets must hold the same, non-empty, modules.");
-        var cosine = xy / (xx!.sqrt() * yy!.sqrt()).clamp_min(1e-300);
+        using var floor = 1e-300.ToScalar();
+        var cosine = xy / (xx!.sqrt() * yy!.sqrt()).clamp_min(floor);
         return cosine.cpu().data<double>().ToArray();
     }
 }

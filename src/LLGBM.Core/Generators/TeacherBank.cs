@@ -2,6 +2,7 @@ using LLGBM.Delta;
 using LLGBM.Lora;
 using LLGBM.Model;
 using LLGBM.Teachers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Generators;
@@ -177,7 +178,8 @@ public sealed class TeacherBank : IDisposable
                     if (!ReferenceEquals(sum, w))
                         w.Dispose();
                 }
-                modules[path] = LoraModule.Dense(sum!.div_(indices.Count).DetachFromDisposeScope());
+                using var count = indices.Count.ToScalar();
+                modules[path] = LoraModule.Dense(sum!.div_(count).DetachFromDisposeScope());
             }
         return new LoraSet(modules, ownsTensors: true);
     }
@@ -201,9 +203,11 @@ public sealed class TeacherBank : IDisposable
                 });
                 var a = randn(first.A!.shape, generator: generator).to(first.A.device);
                 var b = randn(first.B!.shape, generator: generator).to(first.B.device);
-                using var w = b.matmul(a) * first.Scale;
+                using var scale = first.Scale.ToScalar();
+                using var w = b.matmul(a) * scale;
                 var norm = linalg.matrix_norm(w).item<float>();
-                b.mul_(target / Math.Max(norm, 1e-12));
+                using var factor = (target / Math.Max(norm, 1e-12)).ToScalar();
+                b.mul_(factor);
                 modules[path] = LoraModule.LowRank(a.DetachFromDisposeScope(), b.DetachFromDisposeScope(), first.Scale);
             }
         return new LoraSet(modules, ownsTensors: true);

@@ -63,7 +63,8 @@ public sealed class TwoStageGenerator : nn.Module, ILoraGenerator
     {
         using var _ = no_grad();
         condition_mean.copy_(mean);
-        condition_std.copy_(std.clamp_min(1e-6));
+        using var floor = 1e-6.ToScalar();
+        condition_std.copy_(std.clamp_min(floor));
     }
 
     /// <summary>Sets the decoder's standardisation of its input deltas (the training teachers' per-feature mean and std).</summary>

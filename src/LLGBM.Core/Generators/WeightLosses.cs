@@ -1,4 +1,5 @@
 using LLGBM.Lora;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Generators;
@@ -27,13 +28,15 @@ public static class WeightLosses
             var gg = GramInner(g, g);
             var tt = GramInner(t, t).detach();
             var gt = GramInner(g, t);
-            var e = gg + tt - 2 * gt;
+            using var two = 2.ToScalar();
+            var e = gg + tt - gt * two;
             error = error is null ? e : error + e;
             reference = reference is null ? tt : reference + tt;
         }
         if (error is null)
             throw new LlgbmException("Weight loss: the generated set has no modules.");
-        return (error / reference!.clamp_min(1e-12)).mean().MoveToOuterDisposeScope();
+        using var floor = 1e-12.ToScalar();
+        return (error / reference!.clamp_min(floor)).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -46,7 +49,8 @@ public static class WeightLosses
             throw new LlgbmException("Weight loss: dense modules have no factors; compare them as ΔW instead.");
         var btb = x.B!.transpose(-2, -1).matmul(y.B!);
         var aat = x.A.matmul(y.A.transpose(-2, -1));
-        return (btb * aat).sum([-2, -1]) * (x.Scale * y.Scale);
+        using var scale = (x.Scale * y.Scale).ToScalar();
+        return (btb * aat).sum([-2, -1]) * scale;
     }
 
     /// <summary>
@@ -67,7 +71,8 @@ public static class WeightLosses
         }
         if (sum is null)
             throw new LlgbmException("Weight loss: the generated set has no modules.");
-        return (sum / count).MoveToOuterDisposeScope();
+        using var countScalar = count.ToScalar();
+        return (sum / countScalar).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -78,6 +83,7 @@ public static class WeightLosses
     {
         using var scope = NewDisposeScope();
         var m = mask.to_type(generated.dtype);
-        return ((generated - teacher.detach()).square() * m).sum().div(m.sum().clamp_min(1)).MoveToOuterDisposeScope();
+        using var one = 1.ToScalar();
+        return ((generated - teacher.detach()).square() * m).sum().div(m.sum().clamp_min(one)).MoveToOuterDisposeScope();
     }
 }

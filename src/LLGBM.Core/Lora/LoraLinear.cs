@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -27,13 +28,14 @@ public static class LoraLinear
         if (adapter.IsBatched && adapter.Count != x.shape[0])
             throw new LlgbmException($"LoRA: the batch has {x.shape[0]} rows but the adapter holds {adapter.Count} per-example adapters.");
         var input = dropout > 0 && training ? nn.functional.dropout(x, dropout, training) : x;
+        using var scale = adapter.Scale.ToScalar();
         Tensor update;
         if (adapter.Delta is { } delta)
             update = adapter.IsBatched ? input.bmm(delta.transpose(1, 2)) : input.matmul(delta.T);
         else if (adapter.IsBatched)
-            update = input.bmm(adapter.A!.transpose(1, 2)).bmm(adapter.B!.transpose(1, 2)) * adapter.Scale;
+            update = input.bmm(adapter.A!.transpose(1, 2)).bmm(adapter.B!.transpose(1, 2)) * scale;
         else
-            update = input.matmul(adapter.A!.T).matmul(adapter.B!.T) * adapter.Scale;
+            update = input.matmul(adapter.A!.T).matmul(adapter.B!.T) * scale;
         return (y + update).MoveToOuterDisposeScope();
     }
 }

@@ -1,4 +1,5 @@
 using LLGBM.Model;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -29,9 +30,10 @@ public static class LoraMerge
             using var scope = NewDisposeScope();
             var weight = LinearAt(model, path).weight!;
             var compute = weight.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+            using var scale = module.Scale.ToScalar();
             var delta = module.Delta is { } dense
                 ? dense.to(compute, weight.device)
-                : module.B!.to(compute, weight.device).matmul(module.A!.to(compute, weight.device)) * module.Scale;
+                : module.B!.to(compute, weight.device).matmul(module.A!.to(compute, weight.device)) * scale;
             weight.copy_((weight.to_type(compute) + delta).to_type(weight.dtype));
         }
     }

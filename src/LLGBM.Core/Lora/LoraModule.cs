@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Lora;
@@ -41,7 +42,13 @@ public sealed record LoraModule
     public (long Out, long In) Shape => Delta is { } d ? (d.shape[^2], d.shape[^1]) : (B!.shape[^2], A!.shape[^1]);
 
     /// <summary>ΔW = scale · B · A (or the dense ΔW): [out, in] or [N, out, in]. A fresh tensor.</summary>
-    public Tensor DeltaWeight() => Delta is { } d ? d.clone() : (B!.matmul(A!) * Scale);
+    public Tensor DeltaWeight()
+    {
+        if (Delta is { } d)
+            return d.clone();
+        using var scale = Scale.ToScalar();
+        return B!.matmul(A!) * scale;
+    }
 
     /// <summary>Checks internal consistency; <paramref name="path"/> names the module in errors.</summary>
     public void Validate(string path)

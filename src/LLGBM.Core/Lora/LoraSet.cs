@@ -61,7 +61,9 @@ public sealed class LoraSet : IDisposable
             var r = config.RankOf(path);
             var bound = 1.0 / Math.Sqrt(inFeatures);
             using var uniform = rand([r, inFeatures], generator: generator);
-            var a = new Parameter((uniform * (2 * bound) - bound).to_type(dtype).to(device ?? CPU).DetachFromDisposeScope());
+            using var width = (2 * bound).ToScalar();
+            using var low = bound.ToScalar();
+            var a = new Parameter((uniform * width - low).to_type(dtype).to(device ?? CPU).DetachFromDisposeScope());
             var b = new Parameter(zeros([outFeatures, r], dtype: dtype, device: device).DetachFromDisposeScope());
             modules[path] = LoraModule.LowRank(a, b, config.ScaleOf(path));
         }

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LLGBM.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Lora;
@@ -173,9 +174,11 @@ public sealed class LoraTokenLayout : IEquatable<LoraTokenLayout>
     public Tensor Mask(Device? device = null)
     {
         using var scope = NewDisposeScope();
-        var channel = arange(Channels, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        using var channels = Channels.ToScalar();
+        var channel = arange(channels, dtype: ScalarType.Int64, device: device).unsqueeze(0);
         var counts = tensor(ValueCounts(), device: device).unsqueeze(1);
-        return ((channel < counts) | (channel >= ChunkWidth)).MoveToOuterDisposeScope();
+        using var chunkWidth = ChunkWidth.ToScalar();
+        return ((channel < counts) | (channel >= chunkWidth)).MoveToOuterDisposeScope();
     }
 
     /// <summary>A one-line description: tokens, channels, chunk width, modules and padding.</summary>

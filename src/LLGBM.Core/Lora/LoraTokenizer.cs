@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Lora;
@@ -55,20 +56,25 @@ public sealed class LoraTokenizer
         var padding = mask.narrow(1, 0, width).logical_not();
         var counts = tensor(Layout.ValueCounts(), dtype: values.dtype, device: values.device).unsqueeze(1);
 
+        using var zero = 0.ToScalar();
+        using var one = 1.ToScalar();
         var first = values.narrow(-1, 0, 1);
         Tensor constant;
         using (no_grad())
-            constant = (values - first).abs().masked_fill(padding, 0).amax([-1], keepdim: true).eq(0);
+            constant = (values - first).abs().masked_fill(padding, zero).amax([-1], keepdim: true).eq(zero);
         // Padding is zero here, so the sum covers the real values only.
         var mean = where(constant, first, values.sum(-1, keepdim: true) / counts);
-        var centred = (values - mean).masked_fill(padding, 0);
+        var centred = (values - mean).masked_fill(padding, zero);
         var variance = centred.square().sum(-1, keepdim: true) / counts;
-        var spread = variance.gt(0);
+        var spread = variance.gt(zero);
         // The square root only ever sees positive numbers, so its gradient is finite for constant chunks too.
-        var std = variance.masked_fill(spread.logical_not(), 1).sqrt().masked_fill(spread.logical_not(), 0);
-        var normalised = centred / std.masked_fill(spread.logical_not(), 1);
+        var std = variance.masked_fill(spread.logical_not(), one).sqrt().masked_fill(spread.logical_not(), zero);
+        var normalised = centred / std.masked_fill(spread.logical_not(), one);
         if (padValue != 0)
-            normalised = normalised.masked_fill(padding, padValue);
+        {
+            using var pad = padValue.ToScalar();
+            normalised = normalised.masked_fill(padding, pad);
+        }
         var grid = cat([normalised, mean, std], -1);
         var gridMask = lead.Length == 0 ? mask : mask.expand(grid.shape);
         return (grid.MoveToOuterDisposeScope(), gridMask.MoveToOuterDisposeScope());
@@ -95,7 +101,10 @@ public sealed class LoraTokenizer
         {
             var values = grid.narrow(-1, 0, width);
             if (Layout.HasPadding)
-                values = values.masked_fill(Layout.Mask(grid.device).narrow(1, 0, width).logical_not(), 0);
+            {
+                using var zero = 0.ToScalar();
+                values = values.masked_fill(Layout.Mask(grid.device).narrow(1, 0, width).logical_not(), zero);
+            }
             var restored = values * grid.narrow(-1, Layout.StdChannel, 1) + grid.narrow(-1, Layout.MeanChannel, 1);
             Tensor Factor(LoraTokenBlock block) =>
                 restored.narrow(-2, block.Offset, block.Tokens)

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Model;
@@ -15,12 +16,16 @@ public static class AttentionMasks
         using var scope = NewDisposeScope();
         var total = past + length;
         var device = paddingMask.device;
-        var queryPositions = arange(past, total, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        var keyPositions = arange(0, total, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        using var from = past.ToScalar();
+        using var to = total.ToScalar();
+        using var start = 0.ToScalar();
+        var queryPositions = arange(from, to, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+        var keyPositions = arange(start, to, dtype: ScalarType.Int64, device: device).unsqueeze(0);
         var causal = keyPositions.le(queryPositions);
         var keyIsReal = paddingMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(1);
         var visible = causal.unsqueeze(0).unsqueeze(0).logical_and(keyIsReal);
-        var blocked = zeros(visible.shape, dtype: dtype, device: device).masked_fill(visible.logical_not(), MostNegative(dtype));
+        using var blockedValue = MostNegative(dtype).ToScalar();
+        var blocked = zeros(visible.shape, dtype: dtype, device: device).masked_fill(visible.logical_not(), blockedValue);
         return blocked.MoveToOuterDisposeScope();
     }
 
@@ -33,8 +38,10 @@ public static class AttentionMasks
     {
         using var scope = NewDisposeScope();
         var mask = paddingMask.to_type(ScalarType.Int64);
-        var positions = mask.cumsum(1) - 1;
-        positions = positions.masked_fill(mask.eq(0), 1);
+        using var one = 1.ToScalar();
+        using var zero = 0.ToScalar();
+        var positions = mask.cumsum(1) - one;
+        positions = positions.masked_fill(mask.eq(zero), one);
         var total = mask.shape[1];
         return positions[TensorIndex.Colon, TensorIndex.Slice(total - length)].contiguous().MoveToOuterDisposeScope();
     }
@@ -45,7 +52,8 @@ public static class AttentionMasks
         using var scope = NewDisposeScope();
         var total = paddingMask.shape[1];
         var current = paddingMask[TensorIndex.Colon, TensorIndex.Slice(total - length)].to_type(ScalarType.Int64);
-        var positions = arange(length, dtype: ScalarType.Int64, device: paddingMask.device).unsqueeze(0);
+        using var end = length.ToScalar();
+        var positions = arange(end, dtype: ScalarType.Int64, device: paddingMask.device).unsqueeze(0);
         return (current * positions).argmax(1).MoveToOuterDisposeScope();
     }
 

@@ -65,10 +65,11 @@ public sealed class Qwen2ForCausalLM : nn.Module
     {
         using var noGrad = no_grad();
         var generator = new Generator((ulong)seed, device: Device.type == DeviceType.CUDA ? Device : null);
+        using var one = 1.0.ToScalar();
         foreach (var (name, parameter) in named_parameters())
         {
             if (name.EndsWith("norm.weight", StringComparison.Ordinal))
-                parameter.fill_(1.0);
+                parameter.fill_(one);
             else if (name.EndsWith(".bias", StringComparison.Ordinal))
                 parameter.zero_();
             else

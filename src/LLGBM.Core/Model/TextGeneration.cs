@@ -97,20 +97,23 @@ public static class TextGeneration
         using var scope = NewDisposeScope();
         if (options.Temperature == 0)
             return logits.argmax(-1).MoveToOuterDisposeScope();
-        var scaled = logits.to_type(ScalarType.Float32) / options.Temperature;
+        using var temperature = options.Temperature.ToScalar();
+        using var minusInfinity = double.NegativeInfinity.ToScalar();
+        var scaled = logits.to_type(ScalarType.Float32) / temperature;
         if (options.TopK > 0 && options.TopK < scaled.shape[^1])
         {
             var kth = scaled.topk(options.TopK, dim: -1).values[TensorIndex.Colon, TensorIndex.Slice(-1)];
-            scaled = scaled.masked_fill(scaled.lt(kth), double.NegativeInfinity);
+            scaled = scaled.masked_fill(scaled.lt(kth), minusInfinity);
         }
         if (options.TopP < 1.0)
         {
             var (sorted, order) = scaled.sort(-1, descending: true);
             var cumulative = sorted.softmax(-1).cumsum(-1);
             // Drop a token when the tokens ranked above it already reach top-p; the most likely token always stays.
-            var drop = (cumulative - sorted.softmax(-1)).gt(options.TopP);
+            using var topP = options.TopP.ToScalar();
+            var drop = (cumulative - sorted.softmax(-1)).gt(topP);
             var dropInVocabOrder = zeros_like(drop).scatter(-1, order, drop);
-            scaled = scaled.masked_fill(dropInVocabOrder, double.NegativeInfinity);
+            scaled = scaled.masked_fill(dropInVocabOrder, minusInfinity);
         }
         return scaled.softmax(-1).multinomial(1, generator: generator).squeeze(-1).MoveToOuterDisposeScope();
     }

@@ -1,4 +1,5 @@
 using LLGBM.Lora;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Training;
@@ -35,7 +36,8 @@ public static class AdapterNorm
         // trace(XY) = Σ X ⊙ Yᵀ, and AAᵀ is symmetric.
         var btb = b.transpose(-2, -1).matmul(b);
         var aat = a.matmul(a.transpose(-2, -1));
-        return (btb * aat).sum([-2, -1]) * (module.Scale * module.Scale);
+        using var scale = (module.Scale * module.Scale).ToScalar();
+        return (btb * aat).sum([-2, -1]) * scale;
     }
 
     static Tensor Float(Tensor t) => t.dtype == ScalarType.Float64 ? t : t.to_type(ScalarType.Float32);

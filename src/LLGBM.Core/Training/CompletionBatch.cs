@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Training;
@@ -76,7 +77,9 @@ public sealed class CompletionBatch : IDisposable
         var (batch, length) = (logits.shape[0], logits.shape[1]);
         var tokenLosses = nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[^1]).to_type(ScalarType.Float32), Labels.reshape(-1), ignore_index: Ignore, reduction: nn.Reduction.None);
-        var counted = Labels.ne(Ignore).to_type(ScalarType.Float32).sum(1).clamp_min(1);
+        using var ignore = Ignore.ToScalar();
+        using var one = 1.ToScalar();
+        var counted = Labels.ne(ignore).to_type(ScalarType.Float32).sum(1).clamp_min(one);
         return (tokenLosses.view(batch, length).sum(1) / counted).MoveToOuterDisposeScope();
     }
 

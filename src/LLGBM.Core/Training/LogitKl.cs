@@ -1,5 +1,6 @@
 using LLGBM.Lora;
 using LLGBM.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace LLGBM.Training;
@@ -31,13 +32,16 @@ public static class LogitKl
             throw new LlgbmException($"LogitKl: the temperature must be positive; found {temperature}.");
         using var scope = NewDisposeScope();
         var dtype = logitsStudent.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-        var logStudent = (logitsStudent.to_type(dtype) / temperature).log_softmax(-1);
-        var logTeacher = (logitsTeacher.to_type(dtype) / temperature).log_softmax(-1);
-        var perPosition = (logTeacher.exp() * (logTeacher - logStudent)).sum(-1) * (temperature * temperature);
+        using var temperatureScalar = temperature.ToScalar();
+        var logStudent = (logitsStudent.to_type(dtype) / temperatureScalar).log_softmax(-1);
+        var logTeacher = (logitsTeacher.to_type(dtype) / temperatureScalar).log_softmax(-1);
+        using var temperatureSquared = (temperature * temperature).ToScalar();
+        var perPosition = (logTeacher.exp() * (logTeacher - logStudent)).sum(-1) * temperatureSquared;
         if (mask is null)
             return perPosition.mean().MoveToOuterDisposeScope();
         var weights = mask.to_type(dtype);
-        return ((perPosition * weights).sum() / weights.sum().clamp_min(1)).MoveToOuterDisposeScope();
+        using var one = 1.ToScalar();
+        return ((perPosition * weights).sum() / weights.sum().clamp_min(one)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -78,12 +78,14 @@ public sealed class Qwen2Attention : nn.Module
 
     Tensor Eager(Tensor q, Tensor k, Tensor v, Tensor? mask)
     {
-        var scores = q.matmul(k.transpose(-2, -1)) / Math.Sqrt(headDim);
+        using var root = Math.Sqrt(headDim).ToScalar();
+        var scores = q.matmul(k.transpose(-2, -1)) / root;
         if (mask is null)
         {
             var (lq, lk) = (scores.shape[^2], scores.shape[^1]);
             var causal = ones(lq, lk, dtype: ScalarType.Bool, device: q.device).tril(lk - lq);
-            scores = scores.masked_fill(causal.logical_not(), double.NegativeInfinity);
+            using var minusInfinity = double.NegativeInfinity.ToScalar();
+            scores = scores.masked_fill(causal.logical_not(), minusInfinity);
         }
         else
         {

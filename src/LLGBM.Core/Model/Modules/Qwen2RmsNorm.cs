@@ -6,14 +6,15 @@ namespace LLGBM.Model.Modules;
 
 /// <summary>
 /// Qwen2 RMS norm: upcast to float32, x · rsqrt(mean(x²) + eps), cast back to the input dtype, then scale by
-/// <c>weight</c> (initialised to ones).
+/// <c>weight</c> (initialised to ones). x² is <c>square()</c> (libtorch's <c>pow(x, 2)</c>, without a scalar) and eps a
+/// <see cref="Scalar"/> the module owns: a temporary scalar per call could be finalized while libtorch still reads it.
 /// </summary>
 public sealed class Qwen2RmsNorm : nn.Module<Tensor, Tensor>
 {
     /// <summary>Per-channel scale, state-dict name <c>weight</c>.</summary>
     public readonly Parameter weight;
 
-    readonly double eps;
+    readonly Scalar eps;
 
     /// <summary>Creates a norm over the last dimension of width <paramref name="size"/>.</summary>
     public Qwen2RmsNorm(long size, double eps, Device? device = null, ScalarType dtype = ScalarType.Float32)
@@ -22,8 +23,16 @@ public sealed class Qwen2RmsNorm : nn.Module<Tensor, Tensor>
         weight = new Parameter(ones(size, dtype: dtype, device: device));
         // The parameter belongs to the module, not to whatever dispose scope is active while the module is built.
         weight.DetachFromDisposeScope();
-        this.eps = eps;
+        this.eps = eps.ToScalar();
         RegisterComponents();
+    }
+
+    /// <summary>Disposes the eps scalar too.</summary>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+            eps.Dispose();
+        base.Dispose(disposing);
     }
 
     /// <inheritdoc/>
@@ -31,7 +40,7 @@ public sealed class Qwen2RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
-        var normed = x32 * (x32.pow(2).mean([-1L], keepdim: true) + eps).rsqrt();
+        var normed = x32 * (x32.square().mean([-1L], keepdim: true) + eps).rsqrt();
         return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }

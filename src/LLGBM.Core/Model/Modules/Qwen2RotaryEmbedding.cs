@@ -13,11 +13,16 @@ public sealed class Qwen2RotaryEmbedding : nn.Module
     /// <summary>Creates the embedding for heads of width <paramref name="headDim"/>.</summary>
     public Qwen2RotaryEmbedding(int headDim, double theta, Device? device = null) : base(nameof(Qwen2RotaryEmbedding))
     {
-        var exponents = arange(0, headDim, 2, dtype: ScalarType.Float64, device: device) / headDim;
-        using var powers = pow(theta, exponents);
+        using var start = 0.ToScalar();
+        using var stop = headDim.ToScalar();
+        using var step = 2.ToScalar();
+        using var one = 1.0.ToScalar();
+        using var steps = arange(start, stop, step, dtype: ScalarType.Float64, device: device);
+        using var exponents = steps / stop;
+        using var thetaTensor = tensor(theta);
+        using var powers = pow(thetaTensor, exponents);
         // The buffer belongs to the module, not to whatever dispose scope is active while the module is built.
-        register_buffer("inv_freq", (1.0 / powers).to_type(ScalarType.Float32).DetachFromDisposeScope(), persistent: false);
-        exponents.Dispose();
+        register_buffer("inv_freq", (one / powers).to_type(ScalarType.Float32).DetachFromDisposeScope(), persistent: false);
     }
 
     /// <summary>
