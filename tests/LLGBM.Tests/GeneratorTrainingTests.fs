@@ -189,6 +189,118 @@ let tests =
             Expect.stringContains message "No checkpoint" "says there is no checkpoint yet"
         }
 
+        test "A failed start leaves nothing that blocks the corrected rerun; an input error creates no run directory" {
+            let root, inputs = fixture.Force()
+            let run = fresh root "failed-start"
+
+            let config =
+                small "failed-start" 1.0 0.0
+                |> withConfig [ "test_tasks", JsonNode.Parse "[\"no-such-task\"]" ]
+
+            errorMessage<LlgbmException>(fun () -> GeneratorRun.Train(config, inputs, run, encoding) |> ignore)
+            |> fun m -> Expect.stringContains m "no-such-task" "names the unknown task"
+
+            Expect.isFalse (Directory.Exists run) "no run directory for a config refused before training"
+
+            // A weight of 1e300 makes the loss non-finite at step 1, after config.json and run.json were written.
+            errorMessage<LlgbmException>(fun () ->
+                GeneratorRun.Train(small "failed-start" 1e300 0.0, inputs, run, encoding)
+                |> ignore)
+            |> fun m -> Expect.stringContains m "No checkpoint" "fails before any checkpoint"
+
+            Expect.isTrue (File.Exists(Path.Combine(run, GeneratorRun.ConfigFile))) "the failed start wrote config.json"
+            let corrected = small "failed-start" 1.0 0.0
+            GeneratorRun.Train(corrected, inputs, run, encoding) |> ignore
+
+            Expect.equal
+                (File.ReadAllText(Path.Combine(run, GeneratorRun.ConfigFile)))
+                (corrected.ToJson())
+                "the corrected config"
+
+            Expect.sequenceEqual
+                (metrics run
+                 |> Array.filter (fun r -> r.ContainsKey "weight")
+                 |> Array.map (fun r -> int r["step"]))
+                [ 2; 4; 6; 8 ]
+                "trained from the start"
+        }
+
+        test
+            "A run killed during its final evaluation evaluates again on resume: the metrics line and eval-step file return" {
+            let root, inputs = fixture.Force()
+            let run = fresh root "final-eval"
+            let config = small "final-eval" 1.0 0.0
+            GeneratorRun.Train(config, inputs, run, encoding) |> ignore
+            let stepFile = GeneratorRun.EvaluationFile(run, 8)
+
+            let heldOut =
+                Path.Combine(run, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile)
+
+            let metricsFile = Path.Combine(run, GeneratorRun.MetricsFile)
+
+            let isEval (r: JsonObject) =
+                r.ContainsKey GeneratorRun.EvaluationMetric
+
+            let original = metrics run |> Array.find isEval
+
+            let generated (file: string) =
+                (GeneratorRun.ReadResults file).Results
+                |> Seq.filter (fun r -> r.Method = "generated")
+                |> Seq.map (fun r -> r.Task, r.Split, List.ofSeq r.Accuracies)
+                |> List.ofSeq
+
+            let before = generated stepFile
+
+            let weightsFile =
+                Path.Combine(GeneratorCheckpoint.StepDir(run, 8), GeneratorCheckpoint.WeightsFile)
+
+            let stamp = File.GetLastWriteTimeUtc weightsFile
+
+            let dropEvaluationLine () =
+                File.WriteAllLines(
+                    metricsFile,
+                    File.ReadAllLines metricsFile
+                    |> Array.filter (fun l -> not (l.Contains GeneratorRun.EvaluationMetric))
+                )
+
+            let checkResumed what =
+                let rows = metrics run
+                let evals = rows |> Array.filter isEval
+
+                Expect.equal
+                    (evals |> Array.map (fun r -> int r["step"]))
+                    [| 8 |]
+                    $"{what}: one evaluation line, at step 8"
+
+                Expect.floatClose
+                    Accuracy.veryHigh
+                    (float evals[0].[GeneratorRun.EvaluationMetric])
+                    (float original[GeneratorRun.EvaluationMetric])
+                    $"{what}: the same held-out accuracy"
+
+                Expect.sequenceEqual
+                    (rows
+                     |> Array.filter (fun r -> r.ContainsKey "weight")
+                     |> Array.map (fun r -> int r["step"]))
+                    [ 2; 4; 6; 8 ]
+                    $"{what}: the training lines are kept"
+
+                Expect.equal (generated stepFile) before $"{what}: eval-step-00008.json holds the same evaluation"
+                Expect.isTrue (File.Exists heldOut) $"{what}: heldout.json"
+                Expect.equal (File.GetLastWriteTimeUtc weightsFile) stamp $"{what}: not retrained"
+
+            // Killed while evaluating: neither the eval-step file nor its metrics line (nor heldout.json) was written.
+            File.Delete stepFile
+            File.Delete heldOut
+            dropEvaluationLine ()
+            GeneratorRun.Train(config, inputs, run, encoding) |> ignore
+            checkResumed "evaluation lost"
+            // Killed between the two writes: the eval-step file is there, its metrics line is not.
+            dropEvaluationLine ()
+            GeneratorRun.Train(config, inputs, run, encoding) |> ignore
+            checkResumed "metrics line lost"
+        }
+
         test "The two-stage, delta-head and hyper-convolutional (token loss) variants train and log their terms" {
             let root, inputs = fixture.Force()
 

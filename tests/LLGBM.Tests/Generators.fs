@@ -121,7 +121,7 @@ let taskExample (kind: LLGBM.Tasks.TaskKind) : Gen<LLGBM.Tasks.TaskExample> =
             return LLGBM.Tasks.TaskExample(Prompt = prompt, Answer = answer)
     }
 
-/// A valid task: either kind, any extraction, optional instruction and description, 0..2 components, 0..6 training
+/// A valid task: either kind, any extraction, optional instruction and description, 0..2 components (task names), 0..6 training
 /// and 0..4 test examples.
 let taskData: Gen<LLGBM.Tasks.TaskData> =
     gen {
@@ -131,12 +131,14 @@ let taskData: Gen<LLGBM.Tasks.TaskData> =
         let! extraction =
             Gen.elements (System.Enum.GetValues<LLGBM.Tasks.AnswerExtraction>())
 
-        let! name = Gen.elements [ "arith-add-3"; "arc-easy"; "task with spaces"; "tâche" ]
+        let names = [ "arith-add-3"; "arc-easy"; "task with spaces"; "tâche" ]
+        let! name = Gen.elements names
         let! domain = taskText
         let! instruction = Gen.optionOf taskText
         let! description = Gen.optionOf taskText
         let! componentCount = Gen.choose (0, 2)
-        let! components = taskText |> Gen.arrayOfLength componentCount
+        // Components are task names, which name directories.
+        let! components = Gen.elements names |> Gen.arrayOfLength componentCount
         let! trainCount = Gen.choose (0, 6)
         let! train = taskExample kind |> Gen.arrayOfLength trainCount
         let! testCount = Gen.choose (0, 4)

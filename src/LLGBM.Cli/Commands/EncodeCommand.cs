@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using LLGBM.Conditioning;
 using static TorchSharp.torch;
@@ -99,13 +98,8 @@ public static class EncodeCommand
 
     static IEnumerable<string> ReadLines(string path)
     {
-        try
-        {
-            return [.. File.ReadAllLines(path, Encoding.UTF8).Where(line => line.Trim().Length > 0)];
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new LlgbmException($"--file {path}: cannot be read ({e.Message})", e);
-        }
+        if (!File.Exists(path))
+            throw new LlgbmException($"--file {path}: no such file.");
+        return [.. TextFiles.ReadAllLines(path).Where(line => line.Trim().Length > 0)];
     }
 }

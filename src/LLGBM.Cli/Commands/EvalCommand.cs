@@ -51,6 +51,7 @@ public static class EvalCommand
             }.Validate();
             var formats = Formats(parse.GetValue(format)!);
             var selected = Select(TaskSuite.LoadAll(parse.GetValue(tasks)!), parse.GetValue(task) ?? []);
+            RefuseEmptyTestSplits(parse.GetValue(tasks)!, selected);
             var directory = parse.GetValue(model)!;
             var tokenizer = Tokenizers.Load(directory);
             using var lm = Qwen2Checkpoint.Load(directory, TorchChoices.Device(parse.GetValue(device)!), TorchChoices.Dtype(parse.GetValue(dtype)!));
@@ -110,6 +111,22 @@ public static class EvalCommand
             throw new LlgbmException(
                 $"--task: no task named {string.Join(", ", unknown)}; available: {string.Join(", ", tasks.Select(t => t.Spec.Name).Order(StringComparer.Ordinal))}.");
         return names.Distinct().Select(n => byName[n]).ToArray();
+    }
+
+    /// <summary>
+    /// Refuses tasks without test examples (a task imported without <c>--test-input</c>, an emptied file): an accuracy
+    /// over no examples is not a number to report. The error names the task and its <c>test.jsonl</c>.
+    /// </summary>
+    public static void RefuseEmptyTestSplits(string root, IReadOnlyList<TaskData> tasks)
+    {
+        if (tasks.FirstOrDefault(t => t.Test.Count == 0) is not { } empty)
+            return;
+        var directory = Directory.EnumerateFiles(root, TaskDirectory.SpecFileName, SearchOption.AllDirectories)
+            .Select(spec => Path.GetDirectoryName(spec)!)
+            .FirstOrDefault(d => TaskDirectory.ReadSpec(Path.Combine(d, TaskDirectory.SpecFileName)).Name == empty.Spec.Name);
+        var file = directory is null ? $"{root}/…/{TaskDirectory.TestFileName}" : Path.Combine(directory, TaskDirectory.TestFileName);
+        throw new LlgbmException(
+            $"'{file}': task {empty.Spec.Name} has no test examples, so there is nothing to evaluate (add examples, e.g. tasks import --test-input, or leave the task out with --task).");
     }
 
     /// <summary>The prompt formats of a <c>--format</c> value: bare, instructed, or both (bare first).</summary>

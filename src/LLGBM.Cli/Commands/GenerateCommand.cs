@@ -65,7 +65,8 @@ public static class GenerateCommand
     {
         if (!File.Exists(file))
             throw new LlgbmException($"--prompts {file}: no such file.");
-        var text = File.ReadAllText(file).Trim();
+        var lines = TextFiles.ReadAllLines(file);
+        var text = string.Join("\n", lines).Trim();
         try
         {
             if (text.StartsWith('['))
@@ -73,7 +74,7 @@ public static class GenerateCommand
                     ?? throw new LlgbmException($"{file}: expected a JSON list of texts.");
             var result = new List<string>();
             var lineNumber = 0;
-            foreach (var line in File.ReadLines(file))
+            foreach (var line in lines)
             {
                 lineNumber++;
                 if (line.Trim().Length == 0)

@@ -101,14 +101,14 @@ public static class TasksCommand
         CommandAction.Set(command, parse =>
         {
             var root = parse.GetValue(tasks)!;
-            TaskData Component(string task)
+            TaskData Component(string task, string option)
             {
-                var dir = Path.Combine(root, task);
+                var dir = Path.Combine(root, PathNames.Validate(task, "the task name", option));
                 if (!TaskDirectory.IsTaskDirectory(dir))
                     throw new LlgbmException($"--tasks {root}: no task directory {task} (expected {Path.Combine(dir, TaskDirectory.SpecFileName)}).");
                 return TaskDirectory.Load(dir);
             }
-            var mixture = TaskMixture.Union(Component(parse.GetValue(first)!), Component(parse.GetValue(second)!), parse.GetValue(name));
+            var mixture = TaskMixture.Union(Component(parse.GetValue(first)!, "--first"), Component(parse.GetValue(second)!, "--second"), parse.GetValue(name));
             var target = Path.Combine(parse.GetValue(output)!, mixture.Spec.Name);
             var o = CommandAction.Out(parse);
             if (TaskDirectory.IsTaskDirectory(target) && !parse.GetValue(force))

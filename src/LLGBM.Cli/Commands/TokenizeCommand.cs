@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text;
 using System.Text.Json;
 using LLGBM.Text;
 
@@ -46,14 +45,9 @@ public static class TokenizeCommand
 
     static string ReadFile(string path)
     {
-        try
-        {
-            return File.ReadAllText(path, Encoding.UTF8);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new LlgbmException($"--file {path}: cannot be read ({e.Message})", e);
-        }
+        if (!File.Exists(path))
+            throw new LlgbmException($"--file {path}: no such file.");
+        return TextFiles.ReadAllText(path);
     }
 
     /// <summary>A token's text as a JSON string literal, so that spaces, newlines and control characters show.</summary>

@@ -106,7 +106,7 @@ public static class MixtureExperiment
             throw new LlgbmException($"--limit {s.Limit}: score at least one test example per component.");
         if (s.Conditions < 1)
             throw new LlgbmException($"--conditions {s.Conditions}: at least one condition.");
-        var mixtureDir = Path.Combine(s.MixtureTasks, s.Mixture);
+        var mixtureDir = Path.Combine(s.MixtureTasks, PathNames.Validate(s.Mixture, "mixture", "--mixture"));
         if (!TaskDirectory.IsTaskDirectory(mixtureDir))
             throw new LlgbmException($"--mixture-tasks {s.MixtureTasks}: no mixture task {s.Mixture} (write it with llgbm tasks mix).");
         var mixture = TaskDirectory.Load(mixtureDir);
@@ -271,6 +271,7 @@ public static class MixtureExperiment
             throw new LlgbmException($"{path}: not a teacher record ({e.Message}).");
         }
         var last = manifest.Checkpoints.MaxBy(c => c.Step) ?? throw new LlgbmException($"{path}: no kept adapters.");
+        PathNames.ValidateRelative(last.Adapter, $"the adapter of step {last.Step}", path);
         return new MixtureTeacher(s.Mixture, last.Step, Path.Combine(s.MixtureTeachers, last.Adapter));
     }
 

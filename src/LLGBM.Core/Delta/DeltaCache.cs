@@ -288,8 +288,14 @@ public static class DeltaCache
         var entries = new List<DeltaCacheEntry>();
         foreach (var line in File.ReadLines(path))
             if (line.Trim().Length > 0)
-                entries.Add(JsonSerializer.Deserialize<DeltaCacheEntry>(line, LineOptions)
-                    ?? throw new LlgbmException($"{path}: an empty line entry."));
+            {
+                var entry = JsonSerializer.Deserialize<DeltaCacheEntry>(line, LineOptions)
+                    ?? throw new LlgbmException($"{path}: an empty line entry.");
+                // The key names the entry's file and the adapter a directory of the pool: both stay inside their folders.
+                PathNames.Validate(entry.Key, $"the key of {entry.Task} at step {entry.Step}", path);
+                PathNames.ValidateRelative(entry.Adapter, $"the adapter of {entry.Task} at step {entry.Step}", path);
+                entries.Add(entry);
+            }
         return entries;
     }
 

@@ -87,7 +87,7 @@ public sealed class MeaningProbeSet
     {
         if (!File.Exists(file))
             throw new LlgbmException($"{file}: meaning probe file not found.");
-        var content = File.ReadAllText(file);
+        var content = TextFiles.ReadAllText(file);
         var name = Path.GetFileNameWithoutExtension(file);
         var probes = new List<MeaningProbe>();
         if (content.TrimStart().StartsWith('['))

@@ -226,7 +226,7 @@ public sealed class ProbeSet
     {
         if (!File.Exists(file))
             throw new LlgbmException($"{file}: probe file not found.");
-        return File.ReadAllText(file);
+        return TextFiles.ReadAllText(file);
     }
 
     static JsonDocument ParseJson(string file, string content)

@@ -242,7 +242,7 @@ public sealed record GeneratorConfig
         GeneratorConfig? config;
         try
         {
-            config = JsonSerializer.Deserialize<GeneratorConfig>(File.ReadAllText(file), JsonOptions);
+            config = JsonSerializer.Deserialize<GeneratorConfig>(TextFiles.ReadAllText(file), JsonOptions);
         }
         catch (JsonException e)
         {
@@ -271,9 +271,9 @@ public sealed record GeneratorConfig
             if (!ok)
                 throw new LlgbmException($"Generator config: {message}");
         }
-        Check(!string.IsNullOrWhiteSpace(Name) && Name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0, $"name \"{Name}\" must be a usable directory name.");
+        Check(PathNames.Problem(Name) is null, $"name {PathNames.Quote(Name)} must be a usable directory name: {PathNames.Problem(Name)} (a name is not \".\" or \"..\" and holds no '/', '\\' or control characters).");
         Check(Conditioning.SentenceEncoders.Names.Contains(Encoder), $"encoder \"{Encoder}\" must be one of {string.Join(", ", Conditioning.SentenceEncoders.Names)}.");
-        Check(ConditionPrompts >= 1, $"condition_prompts ({ConditionPrompts}) must be at least 1.");
+        Check(ConditionPrompts >= 2, $"condition_prompts ({ConditionPrompts}) must be at least 2: a condition is a batch of K ≥ 2 examples, never one prompt.");
         Check(ConditionPool >= ConditionPrompts, $"condition_pool ({ConditionPool}) must be at least condition_prompts ({ConditionPrompts}).");
         Check(HiddenSize >= 1 && EmbeddingSize >= 1 && Depth >= 1, "hidden_size, embedding_size and depth must be positive.");
         Check(HeadInitScale >= 0 && double.IsFinite(HeadInitScale), $"head_init_scale ({HeadInitScale}) must be finite and non-negative.");

@@ -51,22 +51,27 @@ public static class GeneratorRun
 
     /// <summary>
     /// Trains (or resumes) the run <paramref name="runDir"/> of <paramref name="config"/> and evaluates it; returns the
-    /// final evaluation. A directory holding another config is refused rather than overwritten.
+    /// final evaluation. A directory holding another config is refused rather than overwritten, unless the run never
+    /// reached a checkpoint or an evaluation (a start that failed): then nothing is lost and the run starts afresh. The
+    /// directory is created only once the config, the inputs and the generator have been checked. A run resumed from a
+    /// checkpoint whose evaluation was interrupted (the process killed while evaluating) evaluates that checkpoint
+    /// again before training on, so <c>metrics.jsonl</c> and <c>results/eval-step-NNNNN.json</c> hold every evaluation.
     /// </summary>
     public static GeneratorEvaluation Train(
         GeneratorConfig config, GeneratorInputs inputs, string runDir, ConditionEncoding encoding,
         Action<string>? log = null, Device? device = null)
     {
         config.Validate();
-        Directory.CreateDirectory(runDir);
         var configPath = Path.Combine(runDir, ConfigFile);
         var configJson = config.ToJson();
-        if (File.Exists(configPath))
+        if (File.Exists(configPath) && HasTrainedState(runDir))
         {
             var existing = GeneratorConfig.Load(configPath);
             if (existing.ToJson() != configJson)
                 throw new LlgbmException($"{runDir}: the run holds another configuration ({configPath}); choose a new --out or delete the run.");
         }
+        else if (File.Exists(configPath))
+            log?.Invoke($"{runDir}: the run never reached a checkpoint; starting it afresh with this configuration");
         using var data = GeneratorData.Load(inputs, config, encoding.Encode, encoding.Identity, log, device);
         using var generator = GeneratorFactory.Create(config, data.Teachers.Lora, data.Model.Config, data.Conditions.Dim, (int)data.Embedder.Dim, device);
         var (mean, std) = data.ConditionStatistics();
@@ -80,16 +85,40 @@ public static class GeneratorRun
             using var deltaStd = deltas.std([0]);
             twoStage.SetDeltaStatistics(deltaMean, deltaStd);
         }
+        Directory.CreateDirectory(runDir);
         WriteText(configPath, configJson);
         WriteRunFile(runDir, inputs, encoding, data);
         var resumeStep = GeneratorCheckpoint.LatestStep(runDir) ?? 0;
         var metricsPath = Path.Combine(runDir, MetricsFile);
+        var redo = resumeStep > 0 && IsEvaluationStep(config, resumeStep) && !Evaluated(runDir, resumeStep);
         GeneratorEvaluation? last = null;
-        using (var metrics = resumeStep > 0 && File.Exists(metricsPath) ? MetricsLog.Resume(metricsPath, resumeStep) : MetricsLog.StartNew(metricsPath))
+        using (var metrics = resumeStep == 0 || !File.Exists(metricsPath) ? MetricsLog.StartNew(metricsPath)
+                   : redo ? ReopenBeforeEvaluation(metricsPath, resumeStep) : MetricsLog.Resume(metricsPath, resumeStep))
         using (var events = new TensorBoardEventWriter(Path.Combine(runDir, EventsFolder), resumeStep > 0 ? resumeStep : null))
         {
             foreach (var warning in metrics.Warnings)
                 log?.Invoke(warning);
+            void Record(GeneratorEvaluation evaluation)
+            {
+                var values = MetricValues(evaluation);
+                metrics.Append(evaluation.Step, values);
+                events.Scalars(values.Where(p => double.IsFinite(p.Value)).ToDictionary(p => p.Key.Replace("eval_", "eval/"), p => p.Value), evaluation.Step);
+            }
+            if (redo)
+            {
+                var stepFile = EvaluationFile(runDir, resumeStep);
+                log?.Invoke($"the evaluation of step {resumeStep} was interrupted; evaluating the checkpoint again");
+                if (File.Exists(stepFile))
+                    last = ReadResults(stepFile);
+                else
+                {
+                    GeneratorCheckpoint.Load(runDir, resumeStep, (TorchSharp.torch.nn.Module)generator);
+                    generator.SetTraining(false);
+                    last = Evaluate(generator, data, config, resumeStep, withReferences: resumeStep == config.Steps, log, ReferenceCache(runDir));
+                    WriteResults(stepFile, last);
+                }
+                Record(last);
+            }
             GeneratorTrainer.Train(generator, data, config, runDir,
                 entry =>
                 {
@@ -99,19 +128,8 @@ public static class GeneratorRun
                 step =>
                 {
                     last = Evaluate(generator, data, config, step, withReferences: step == config.Steps, log, ReferenceCache(runDir));
-                    WriteResults(Path.Combine(runDir, ResultsFolder, $"eval-step-{step:D5}.json"), last);
-                    var generated = last.Results.Where(r => r.Method == "generated" && r.Split == "held-out").ToList();
-                    var values = new Dictionary<string, double>
-                    {
-                        ["eval_heldout_accuracy"] = generated.Average(r => r.Mean),
-                        ["eval_heldout_delta_cosine"] = generated.Average(r => r.DeltaCosine ?? 0),
-                        ["eval_sensitivity_ratio"] = last.HeldOutSensitivity?.Ratio ?? double.NaN,
-                        ["eval_sensitivity_spread"] = last.HeldOutSensitivity?.RelativeSpread ?? double.NaN,
-                        ["eval_train_sensitivity_ratio"] = last.TrainSensitivity?.Ratio ?? double.NaN,
-                        ["eval_train_sensitivity_spread"] = last.TrainSensitivity?.RelativeSpread ?? double.NaN,
-                    };
-                    metrics.Append(step, values);
-                    events.Scalars(values.Where(p => double.IsFinite(p.Value)).ToDictionary(p => p.Key.Replace("eval_", "eval/"), p => p.Value), step);
+                    WriteResults(EvaluationFile(runDir, step), last);
+                    Record(last);
                 },
                 log);
         }
@@ -126,6 +144,55 @@ public static class GeneratorRun
         return last;
     }
 
+    /// <summary>The file of the evaluation at <paramref name="step"/>: <c>results/eval-step-NNNNN.json</c>.</summary>
+    public static string EvaluationFile(string runDir, int step) => Path.Combine(runDir, ResultsFolder, $"eval-step-{step:D5}.json");
+
+    /// <summary>The key of the held-out accuracy an evaluation logs to <c>metrics.jsonl</c> (it marks an evaluation line).</summary>
+    public const string EvaluationMetric = "eval_heldout_accuracy";
+
+    // What an evaluation logs: the generated adapters' held-out accuracy and delta cosine, and condition sensitivity.
+    static Dictionary<string, double> MetricValues(GeneratorEvaluation evaluation)
+    {
+        var generated = evaluation.Results.Where(r => r.Method == "generated" && r.Split == "held-out").ToList();
+        return new Dictionary<string, double>
+        {
+            [EvaluationMetric] = generated.Average(r => r.Mean),
+            ["eval_heldout_delta_cosine"] = generated.Average(r => r.DeltaCosine ?? 0),
+            ["eval_sensitivity_ratio"] = evaluation.HeldOutSensitivity?.Ratio ?? double.NaN,
+            ["eval_sensitivity_spread"] = evaluation.HeldOutSensitivity?.RelativeSpread ?? double.NaN,
+            ["eval_train_sensitivity_ratio"] = evaluation.TrainSensitivity?.Ratio ?? double.NaN,
+            ["eval_train_sensitivity_spread"] = evaluation.TrainSensitivity?.RelativeSpread ?? double.NaN,
+        };
+    }
+
+    // The trainer evaluates every eval_every steps and at the last step.
+    static bool IsEvaluationStep(GeneratorConfig config, int step) =>
+        step == config.Steps || (config.EvalEvery > 0 && step % config.EvalEvery == 0);
+
+    // A checkpoint or an evaluation is what a run must not lose; config.json and run.json alone are a failed start.
+    static bool HasTrainedState(string runDir) =>
+        GeneratorCheckpoint.LatestStep(runDir) is not null
+        || (Directory.Exists(Path.Combine(runDir, ResultsFolder)) && Directory.EnumerateFiles(Path.Combine(runDir, ResultsFolder)).Any());
+
+    // Whether the evaluation of step left both of its records: results/eval-step-N.json and its metrics.jsonl line.
+    static bool Evaluated(string runDir, int step)
+    {
+        var metricsPath = Path.Combine(runDir, MetricsFile);
+        return File.Exists(EvaluationFile(runDir, step))
+            && File.Exists(metricsPath)
+            && MetricsLog.Read(metricsPath).Any(e => (long?)e[MetricsLog.StepKey] == step && e.ContainsKey(EvaluationMetric));
+    }
+
+    // The log of a run resumed at step whose evaluation is redone: the lines up to step, less any evaluation line of
+    // step itself, reopened so that the evaluation can be appended at step.
+    static MetricsLog ReopenBeforeEvaluation(string metricsPath, int step)
+    {
+        var atStep = MetricsLog.Read(metricsPath).Where(e => (long?)e[MetricsLog.StepKey] == step && !e.ContainsKey(EvaluationMetric)).ToList();
+        var metrics = MetricsLog.Resume(metricsPath, step - 1);
+        foreach (var entry in atStep)
+            metrics.Append((System.Text.Json.Nodes.JsonObject)entry.DeepClone());
+        return metrics;
+    }
 
     /// <summary>
     /// Evaluates the generator on the held-out tasks and on <see cref="GeneratorConfig.InDomainTasks"/> training tasks

@@ -41,6 +41,9 @@ public static class BaseModelBuilder
         }
 
         var tokenizer = new ByteLevelTokenizer();
+        if (recipe.Training.Config.VocabSize < tokenizer.VocabSize)
+            throw new LlgbmException(
+                $"Base pretraining: preset {recipe.Preset} has a vocabulary of {recipe.Training.Config.VocabSize} ids, but the byte-level tokenizer of pretraining needs {tokenizer.VocabSize} (256 bytes and the special tokens); use a byte-level preset such as tiny or tiny-b.");
         var tasks = SyntheticSuite.Build(recipe.Suite).Where(t => t.Spec.Components.Count == 0).ToList();
         log?.Invoke($"pretraining {recipe.Preset} on {tasks.Count} synthetic tasks for {recipe.Training.Steps} steps");
         var watch = Stopwatch.StartNew();

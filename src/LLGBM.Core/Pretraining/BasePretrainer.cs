@@ -32,6 +32,8 @@ public static class BasePretrainer
     public static Qwen2ForCausalLM Train(
         BasePretrainingSettings settings, ITokenizer tokenizer, IReadOnlyList<TaskData> tasks, Action<PretrainingProgress>? progress = null)
     {
+        if (settings.Config.VocabSize < tokenizer.VocabSize)
+            throw new LlgbmException($"Base pretraining: the model's vocab_size {settings.Config.VocabSize} is smaller than the tokenizer's {tokenizer.VocabSize} ids; token ids would fall outside the embedding.");
         var pools = tasks
             .Where(t => !string.IsNullOrEmpty(t.Spec.Instruction))
             .Select(t => t.Train.Select(e => CompletionExamples.Encode(tokenizer, t.Spec, e, PromptFormat.WithInstruction)).ToArray())

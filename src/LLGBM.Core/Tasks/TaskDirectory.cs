@@ -80,7 +80,7 @@ public static class TaskDirectory
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path));
+            document = JsonDocument.Parse(TextFiles.ReadAllText(path));
         }
         catch (JsonException e)
         {
@@ -92,6 +92,7 @@ public static class TaskDirectory
             if (root.ValueKind != JsonValueKind.Object)
                 throw new TaskFormatException(path, $"expected a JSON object, found {Describe(root)}.");
             var name = RequiredString(path, root, "name");
+            CheckName(path, "\"name\"", name);
             var domain = RequiredString(path, root, "domain");
             var kindText = RequiredString(path, root, "kind");
             var kind = ParseKind(kindText)
@@ -107,6 +108,8 @@ public static class TaskDirectory
                 if (list.ValueKind != JsonValueKind.Array || list.EnumerateArray().Any(c => c.ValueKind != JsonValueKind.String))
                     throw new TaskFormatException(path, $"\"components\" must be a list of task names (strings), found {Describe(list)}.");
                 components.AddRange(list.EnumerateArray().Select(c => c.GetString()!));
+                foreach (var component in components)
+                    CheckName(path, "a task in \"components\"", component);
             }
             return new TaskSpec
             {
@@ -133,7 +136,7 @@ public static class TaskDirectory
         var examples = new List<TaskExample>();
         var lineNumber = 0;
         int? firstBlank = null;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in TextFiles.ReadAllLines(path))
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line))
@@ -262,8 +265,18 @@ public static class TaskDirectory
     {
         if (string.IsNullOrWhiteSpace(spec.Name))
             throw new TaskFormatException(path, "the task has no name.");
+        CheckName(path, "the task name", spec.Name);
+        foreach (var component in spec.Components)
+            CheckName(path, "a task in \"components\"", component);
         if (string.IsNullOrWhiteSpace(spec.Domain))
             throw new TaskFormatException(path, $"task '{spec.Name}' has no domain.");
+    }
+
+    // A task's name is its directory's name under the suite and the teacher pool, and components name directories.
+    static void CheckName(string path, string field, string name)
+    {
+        if (PathNames.Problem(name) is { } problem)
+            throw new TaskFormatException(path, $"{field} {PathNames.Quote(name)} cannot be a directory name: {problem} (a task name is not \".\" or \"..\" and holds no '/', '\\' or control characters).");
     }
 
     static void CheckExamples(string path, IReadOnlyList<TaskExample> examples, TaskKind kind)

@@ -29,7 +29,7 @@ public static class TaskMixture
                 throw new LlgbmException($"Task mixture: {task} has no {split} examples.");
         var spec = new TaskSpec
         {
-            Name = name ?? Name(a.Name, b.Name),
+            Name = PathNames.Validate(name ?? Name(a.Name, b.Name), "the mixture's name", "Task mixture"),
             Domain = Domain,
             Kind = a.Kind,
             Extraction = a.Extraction == b.Extraction ? a.Extraction : AnswerExtraction.FirstLine,

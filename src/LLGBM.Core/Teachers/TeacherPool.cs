@@ -119,8 +119,12 @@ public static class TeacherPool
         var path = Path.Combine(output, ManifestName);
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            return doc.RootElement.GetProperty("teachers").Deserialize<List<TeacherTaskManifest>>(TeacherTaskManifest.JsonOptions)!;
+            using var doc = JsonDocument.Parse(TextFiles.ReadAllText(path));
+            var manifests = doc.RootElement.GetProperty("teachers").Deserialize<List<TeacherTaskManifest>>(TeacherTaskManifest.JsonOptions)!;
+            // Adapter paths are joined to the pool's root: each must stay inside it.
+            foreach (var checkpoint in manifests.SelectMany(m => m.Checkpoints))
+                PathNames.ValidateRelative(checkpoint.Adapter, $"the adapter of {checkpoint.Task} at step {checkpoint.Step}", path);
+            return manifests;
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or IOException or InvalidOperationException)
         {

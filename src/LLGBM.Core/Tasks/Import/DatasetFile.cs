@@ -33,7 +33,7 @@ public static class DatasetFile
     {
         var rows = new List<DatasetRow>();
         var number = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in TextFiles.ReadAllLines(path))
         {
             number++;
             if (string.IsNullOrWhiteSpace(line))
