@@ -143,8 +143,7 @@ let tests =
             Expect.equal
                 [ for p in reports -> p.Adapter, p.Reused, p.ReplacedBroken ]
                 [
-                    for e in first.Manifest ->
-                        e.Adapter, e.Key <> broken.Key, e.Key = broken.Key
+                    for e in first.Manifest -> e.Adapter, e.Key <> broken.Key, e.Key = broken.Key
                 ]
                 "the progress says which entry was replaced"
 
@@ -172,7 +171,8 @@ let tests =
             let count = numel.ToString("N0", Globalization.CultureInfo.InvariantCulture)
 
             Expect.equal
-                (errorMessage<NonFiniteException> (fun () -> DeltaCache.Compute(baseDir, pool, cache, probes, spec) |> ignore))
+                (errorMessage<NonFiniteException>(fun () ->
+                    DeltaCache.Compute(baseDir, pool, cache, probes, spec) |> ignore))
                 $"'{weights}': tensor '{name}' holds 1 NaN of {count} values (first at [0, 0]); expected only finite numbers."
                 "message"
 

@@ -23,7 +23,9 @@ open LLGBM.Tests.SafetensorsTests.Kit
 
 let private qProj = "model.layers.0.self_attn.q_proj.weight"
 let private q0 = "model.layers.0.self_attn.q_proj"
-let private loraKey path factor = $"base_model.model.{path}.lora_{factor}.weight"
+
+let private loraKey path factor =
+    $"base_model.model.{path}.lora_{factor}.weight"
 
 /// `llgbm base init --preset preset` into root/name; returns the directory.
 let private baseInit root name preset (extra: string list) =
@@ -43,7 +45,9 @@ let private adapter (config: Qwen2Config) root name seed std (targets: (int * st
     dir
 
 let private weightsOf dir = Path.Combine(dir, "model.safetensors")
-let private adapterWeightsOf dir = Path.Combine(dir, PeftAdapter.WeightsFileName)
+
+let private adapterWeightsOf dir =
+    Path.Combine(dir, PeftAdapter.WeightsFileName)
 
 let private lastLine (text: string) =
     text.TrimEnd().Split('\n') |> Array.last |> (fun l -> l.TrimEnd '\r')
@@ -103,7 +107,9 @@ let tests =
         test "delta refuses an adapter holding NaN" {
             withTempDir (fun root ->
                 let dir = baseInit root "base" "tiny" []
-                let ad = adapter Qwen2Presets.Tiny root "adapter" 4L 0.1 [ 0, "q_proj"; 1, "v_proj" ]
+
+                let ad =
+                    adapter Qwen2Presets.Tiny root "adapter" 4L 0.1 [ 0, "q_proj"; 1, "v_proj" ]
                 // lora_A of q_proj is [4, 128]: flat index 130 is [1, 2].
                 poison (adapterWeightsOf ad) (loraKey q0 "A") 130L nanf
                 let (code, out, err) = llgbm [ "delta"; "--model"; dir; "--adapter"; ad; "--json" ]
@@ -152,7 +158,18 @@ let tests =
                 let out = Path.Combine(root, "merged")
 
                 let (code, _, err) =
-                    llgbm [ "merge"; "--method"; "ties"; "--adapters"; a; b; "--out"; out; "--model"; dir ]
+                    llgbm [
+                        "merge"
+                        "--method"
+                        "ties"
+                        "--adapters"
+                        a
+                        b
+                        "--out"
+                        out
+                        "--model"
+                        dir
+                    ]
 
                 Expect.equal code 2 err
 
@@ -208,7 +225,18 @@ let tests =
                         "--weights", "NaN"
                     ] do
                     let (code, _, err) =
-                        llgbm [ "merge"; "--method"; "linear"; "--adapters"; "a"; "b"; "--out"; out; option; value ]
+                        llgbm [
+                            "merge"
+                            "--method"
+                            "linear"
+                            "--adapters"
+                            "a"
+                            "b"
+                            "--out"
+                            out
+                            option
+                            value
+                        ]
 
                     Expect.equal code 1 $"{option} {value}: a parse error"
                     Expect.stringContains err $"{option} {value}: expected a finite number." $"{option} {value}: named"
@@ -221,7 +249,12 @@ let tests =
 
             let rec options (path: string list) (command: Command) = [
                 for o in command.Options do
-                    if o.ValueType = typeof<float> || o.ValueType = typeof<float32> || o.ValueType = typeof<Nullable<float>> || o.ValueType = typeof<float[]> then
+                    if
+                        o.ValueType = typeof<float>
+                        || o.ValueType = typeof<float32>
+                        || o.ValueType = typeof<Nullable<float>>
+                        || o.ValueType = typeof<float[]>
+                    then
                         yield path, o.Name
 
                 for c in command.Subcommands do
@@ -233,7 +266,9 @@ let tests =
             Expect.contains found ([ "merge" ], "--lambda") "merge --lambda is among them"
 
             for (path, name) in found do
-                let errors = root.Parse(Array.ofList (path @ [ name; "NaN" ])).Errors |> Seq.map (fun e -> e.Message)
+                let errors =
+                    root.Parse(Array.ofList (path @ [ name; "NaN" ])).Errors
+                    |> Seq.map (fun e -> e.Message)
 
                 Expect.contains errors $"{name} NaN: expected a finite number." $"{String.Join(' ', path)} {name}"
         }
@@ -241,7 +276,10 @@ let tests =
         test "adapter merge-into-base refuses an adapter holding NaN and writes no checkpoint" {
             withTempDir (fun root ->
                 let dir = baseInit root "base" "micro" []
-                let ad = adapter Qwen2Presets.Micro root "adapter" 7L 0.3 [ 0, "q_proj"; 1, "down_proj" ]
+
+                let ad =
+                    adapter Qwen2Presets.Micro root "adapter" 7L 0.3 [ 0, "q_proj"; 1, "down_proj" ]
+
                 poison (adapterWeightsOf ad) (loraKey q0 "B") 127L nanf
                 let out = Path.Combine(root, "merged")
 
@@ -272,7 +310,12 @@ let tests =
                 let line = err.TrimEnd()
                 Expect.isFalse (line.Contains '\n') "one line"
                 Expect.stringStarts line $"error: LoRA merge: the merged weight of {q0} holds " "names the module"
-                Expect.stringEnds line " of 1,024 values (first at [0, 0]); expected only finite numbers." "every value"
+
+                Expect.stringEnds
+                    line
+                    " of 1,024 values (first at [0, 0]); expected only finite numbers."
+                    "every value"
+
                 Expect.isFalse (Directory.Exists out) "nothing written")
         }
 
@@ -284,10 +327,10 @@ let tests =
                 let before = File.ReadAllBytes path
 
                 use bad =
-                    torch.tensor([| 1.0f; nanf; infinityf; 0.0f; 2.0f; 3.0f |]).reshape (2L, 3L)
+                    torch.tensor([| 1.0f; nanf; infinityf; 0.0f; 2.0f; 3.0f |]).reshape(2L, 3L)
 
                 let message =
-                    errorMessage<NonFiniteException> (fun () ->
+                    errorMessage<NonFiniteException>(fun () ->
                         SafetensorsWriter.Save(path, [ KeyValuePair("ok", good); KeyValuePair("w", bad) ]))
 
                 Expect.equal
@@ -306,7 +349,7 @@ let tests =
                 use b = torch.tensor ([| 1.0f; 2.0f; -infinityf |])
 
                 let message =
-                    errorMessage<NonFiniteException> (fun () ->
+                    errorMessage<NonFiniteException>(fun () ->
                         CheckpointWeights.Save(dir, [ KeyValuePair("a", a); KeyValuePair("b", b) ], 24L))
 
                 Expect.equal
@@ -329,7 +372,7 @@ let tests =
                 Expect.equal (ints.data<int64>().ToArray()) [| Int64.MaxValue; Int64.MinValue |] "integers read"
 
                 Expect.equal
-                    (errorMessage<NonFiniteException> (fun () -> reader.Read "f" |> ignore))
+                    (errorMessage<NonFiniteException>(fun () -> reader.Read "f" |> ignore))
                     $"'{path}': tensor 'f' holds 1 NaN of 12 values (first at [2, 3]); expected only finite numbers."
                     "message")
         }
@@ -344,7 +387,7 @@ let tests =
             let requests = [| ContinuationRequest([| 1; 2 |], [| 3 |]) |]
 
             let message =
-                errorMessage<NonFiniteException> (fun () ->
+                errorMessage<NonFiniteException>(fun () ->
                     ContinuationScorer.LogLikelihoods(evaluated model, requests, 1) |> ignore)
 
             Expect.stringStarts

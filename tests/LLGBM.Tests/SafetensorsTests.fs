@@ -728,7 +728,7 @@ let private randomHalf (rng: Random) n (exponent: int) (dtype: torch.ScalarType)
         else
             bits
 
-    let bytes = Array.zeroCreate<byte> (2 * n)
+    let bytes = Array.zeroCreate<byte>(2 * n)
 
     for i in 0 .. n - 1 do
         BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(2 * i), uint16 (finite (rng.Next 65536)))
@@ -746,10 +746,7 @@ let private config = {
 let roundTrips =
     testList "Safetensors.RoundTrip" [
         testPropertyWithConfig config "F32" (roundTrip randomF32)
-        testPropertyWithConfig
-            config
-            "F16"
-            (roundTrip (fun rng n -> randomHalf rng n 0x7C00 torch.ScalarType.Float16))
+        testPropertyWithConfig config "F16" (roundTrip (fun rng n -> randomHalf rng n 0x7C00 torch.ScalarType.Float16))
         testPropertyWithConfig
             config
             "BF16"

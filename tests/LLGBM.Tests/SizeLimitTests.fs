@@ -37,7 +37,8 @@ let private allocatedParameters (config: Qwen2Config) =
 
 let private configOf (dir: string) = Path.Combine(dir, "config.json")
 
-let private invariant (n: int64) = n.ToString("N0", CultureInfo.InvariantCulture)
+let private invariant (n: int64) =
+    n.ToString("N0", CultureInfo.InvariantCulture)
 
 [<Tests>]
 let tests =
@@ -52,7 +53,8 @@ let tests =
 
         test "forward refuses vocab_size 2^31 − 1 before allocating, naming config.json, the count and the memory" {
             withTempDir (fun root ->
-                let dir = editedMicro root "huge" (fun json -> json["vocab_size"] <- JsonValue.Create Int32.MaxValue)
+                let dir =
+                    editedMicro root "huge" (fun json -> json["vocab_size"] <- JsonValue.Create Int32.MaxValue)
                 // Only the embedding and the (untied) head grow with the vocabulary: 2 · V · H of them.
                 let micro = allocatedParameters Qwen2Presets.Micro
                 let expected = micro - 2L * 64L * 32L + 2L * int64 Int32.MaxValue * 32L
@@ -75,14 +77,17 @@ let tests =
             let huge = withFields [ "vocab_size", jnode Int32.MaxValue ] Qwen2Presets.Micro
 
             let message =
-                errorMessage<LlgbmException> (fun () -> new Qwen2ForCausalLM(huge) |> ignore)
+                errorMessage<LlgbmException>(fun () -> new Qwen2ForCausalLM(huge) |> ignore)
 
-            Expect.stringStarts message $"Qwen2 config: the architecture has {invariant huge.ParameterCount} parameters" "message"
+            Expect.stringStarts
+                message
+                $"Qwen2 config: the architecture has {invariant huge.ParameterCount} parameters"
+                "message"
         }
 
         test "a config whose sizes imply more than 2^63 parameters is refused" {
             let message =
-                errorMessage<LlgbmException> (fun () ->
+                errorMessage<LlgbmException>(fun () ->
                     withFields
                         [
                             "vocab_size", jnode Int32.MaxValue
@@ -108,10 +113,7 @@ let tests =
                     let (code, _, err) = llgbm [ "forward"; "--model"; dir; "--ids"; "1" ]
                     Expect.equal code 2 err
 
-                    Expect.stringStarts
-                        (err.TrimEnd())
-                        $"error: {configOf dir}: {expected}"
-                        field)
+                    Expect.stringStarts (err.TrimEnd()) $"error: {configOf dir}: {expected}" field)
         }
 
         test "forward refuses more --ids than max_position_embeddings, naming the input and the limit" {
@@ -138,7 +140,7 @@ let tests =
             use ids = randomIds 1L 64 1 257
 
             Expect.equal
-                (errorMessage<LlgbmException> (fun () -> model.Forward ids |> ignore))
+                (errorMessage<LlgbmException>(fun () -> model.Forward ids |> ignore))
                 "Forward: the sequence has 257 positions (0 cached, 257 new), more than the max_position_embeddings 256 of the model's config.json; shorten the input."
                 "too long"
 
@@ -148,7 +150,7 @@ let tests =
             use next = randomIds 3L 64 1 57
 
             Expect.equal
-                (errorMessage<LlgbmException> (fun () -> model.Forward(next, ForwardOptions(Cache = cache)) |> ignore))
+                (errorMessage<LlgbmException>(fun () -> model.Forward(next, ForwardOptions(Cache = cache)) |> ignore))
                 "Forward: the sequence has 257 positions (200 cached, 57 new), more than the max_position_embeddings 256 of the model's config.json; shorten the input."
                 "cache counted"
         }
@@ -165,19 +167,31 @@ let tests =
                 ]
 
             let message =
-                errorMessage<LlgbmException> (fun () ->
-                    TaskEvaluator.Evaluate(evaluated model, tok, mc, EvaluationOptions(BatchSize = 2)) |> ignore)
+                errorMessage<LlgbmException>(fun () ->
+                    TaskEvaluator.Evaluate(evaluated model, tok, mc, EvaluationOptions(BatchSize = 2))
+                    |> ignore)
 
-            Expect.stringStarts message "Task mc, test example 1: the prompt and its longest choice take " "mc: names the example"
-            Expect.stringEnds message "more than the max_position_embeddings 256 of the model's config.json; shorten the example." "mc: the limit"
+            Expect.stringStarts
+                message
+                "Task mc, test example 1: the prompt and its longest choice take "
+                "mc: names the example"
+
+            Expect.stringEnds
+                message
+                "more than the max_position_embeddings 256 of the model's config.json; shorten the example."
+                "mc: the limit"
 
             let gen =
                 task "gen" TaskKind.Generation AnswerExtraction.FirstLine [ answered long "x"; answered "1+1=" "2" ]
 
             let message =
-                errorMessage<LlgbmException> (fun () ->
-                    TaskEvaluator.Evaluate(evaluated model, tok, gen, EvaluationOptions(MaxNewTokens = Nullable 3)) |> ignore)
+                errorMessage<LlgbmException>(fun () ->
+                    TaskEvaluator.Evaluate(evaluated model, tok, gen, EvaluationOptions(MaxNewTokens = Nullable 3))
+                    |> ignore)
 
-            Expect.stringStarts message "Task gen, test example 0: the prompt and up to 3 new tokens take " "gen: names the example"
+            Expect.stringStarts
+                message
+                "Task gen, test example 0: the prompt and up to 3 new tokens take "
+                "gen: names the example"
         }
     ]
