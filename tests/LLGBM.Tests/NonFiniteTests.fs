@@ -395,4 +395,19 @@ let tests =
                 "Continuation scoring: the log-likelihood of request 0 (the model's output is not finite) holds the value "
                 "names the request"
         }
+
+        test "generation stops on non-finite logits instead of decoding the argmax of NaN" {
+            use model = micro 14L
+
+            do
+                use _ = torch.no_grad ()
+                model.lm_head.weight.fill_ infinityf |> ignore
+
+            let message =
+                errorMessage<NonFiniteException>(fun () ->
+                    TextGeneration.Generate(model, [| [| 1; 2 |] :> Collections.Generic.IReadOnlyList<int> |])
+                    |> ignore)
+
+            Expect.stringStarts message "Generate: the next-token logits of step 0 holds " "names the step"
+        }
     ]
