@@ -410,4 +410,24 @@ let tests =
 
             Expect.stringStarts message "Generate: the next-token logits of step 0 holds " "names the step"
         }
+
+        test "an adapter config whose lora_alpha overflows to ∞ is refused naming adapter_config.json" {
+            withTempDir (fun root ->
+                let dir = baseInit root "base" "micro" []
+                let ad = adapter Qwen2Presets.Micro root "adapter" 9L 0.3 [ 0, "q_proj" ]
+                let configPath = Path.Combine(ad, PeftAdapter.ConfigFileName)
+                let json = Text.Json.Nodes.JsonNode.Parse(File.ReadAllText configPath).AsObject()
+                json["lora_alpha"] <- Text.Json.Nodes.JsonNode.Parse "1e999"
+                File.WriteAllText(configPath, json.ToJsonString())
+
+                let (code, _, err) =
+                    llgbm [ "forward"; "--model"; dir; "--adapter"; ad; "--ids"; "1" ]
+
+                Expect.equal code 2 err
+
+                Expect.equal
+                    (err.TrimEnd())
+                    $"error: {configPath}: lora_alpha must be a finite number, found 1e999."
+                    "error")
+        }
     ]
