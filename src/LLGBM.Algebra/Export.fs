@@ -62,6 +62,7 @@ let lowRank (rank: int) (tau: TaskVector) : LowRankAdapter =
                         $"Low-rank export: module {path} is [{Listing.joined (delta.shape)}]; a LoRA module's ΔW is [out, in]."
                 )
 
+            FiniteCheck.Tensor(delta, $"Low-rank export: the ΔW of module {path}")
             let w = delta.to_type torch.float64
             let r = min (int64 rank) (min w.shape[0] w.shape[1])
             let struct (u, s, vh) = torch.linalg.svd (w, false)

@@ -352,9 +352,13 @@ type Settings = {
         | Linear -> $"linear{weights}{lambda}"
         | m -> $"{m.Name} (density {this.Density}{weights}{lambda})"
 
-/// Merges the task vectors as `settings` say.
+/// Merges the task vectors as `settings` say. λ must be finite, and so must every module of the result: a merge that
+/// overflows stops with an error naming the module rather than returning NaN or ±∞.
 [<CompiledName("Run")>]
 let merge (settings: Settings) (vectors: seq<TaskVector>) : TaskVector =
+    if not (Double.IsFinite settings.Lambda) then
+        raise (LlgbmException $"Merge: λ must be a finite number, found {settings.Lambda}.")
+
     let merged =
         match settings.Method with
         | Linear -> weightedAverage settings.Weights vectors
@@ -362,11 +366,21 @@ let merge (settings: Settings) (vectors: seq<TaskVector>) : TaskVector =
         | Dare -> dareLinear (1.0 - settings.Density) settings.Seed settings.Weights vectors
         | DareTies -> dareTies (1.0 - settings.Density) settings.Seed settings.Weights vectors
 
-    if settings.Lambda = 1.0 then
-        merged
-    else
-        use merged = merged
-        settings.Lambda * merged
+    let scaled =
+        if settings.Lambda = 1.0 then
+            merged
+        else
+            use merged = merged
+            settings.Lambda * merged
+
+    try
+        for path in scaled.Paths do
+            FiniteCheck.Tensor(scaled[path], $"Merge ({settings.Describe()}): the merged ΔW of {path}")
+
+        scaled
+    with _ ->
+        scaled.Dispose()
+        reraise ()
 
 /// PEFT's `add_weighted_adapter` with combination types linear, ties, dare_linear and dare_ties
 /// (src/peft/tuners/lora/model.py), which merge the A factors and the B factors *separately*, module by module: with

@@ -6,7 +6,7 @@ namespace LLGBM.Cli;
 /// <summary>The <c>llgbm</c> command tree (also used in-process by tests and scripts).</summary>
 public static class LlgbmCommand
 {
-    /// <summary>Creates the root command with every subcommand.</summary>
+    /// <summary>Creates the root command with every subcommand; floating-point options refuse NaN and ±infinity.</summary>
     public static RootCommand Create()
     {
         var root = new RootCommand(
@@ -28,6 +28,7 @@ public static class LlgbmCommand
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(RetrieveMergeCommand.Create());
         root.Subcommands.Add(MixtureCommand.Create());
+        FiniteOptions.Require(root);
         return root;
     }
 

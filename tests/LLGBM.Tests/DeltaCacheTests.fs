@@ -12,6 +12,7 @@ open LLGBM.Tasks.Synthetic
 open LLGBM.Teachers
 open LLGBM.Text
 open LLGBM.Tests.TestCli
+open LLGBM.Tests.TestModels
 
 /// A tiny base (random weights, byte tokenizer) and a teacher pool of 2 tasks × 2 kept adapters, built once.
 let private fixture =
@@ -123,6 +124,59 @@ let tests =
             Expect.equal again.Computed 0 "rerun computes nothing"
             Expect.equal again.Reused 4 "rerun reuses all"
             Expect.sequenceEqual (entryFiles cache) before "entry files and timestamps unchanged"
+        }
+
+        test "Compute: an entry holding NaN (as an older version left) is computed again and replaced, never reused" {
+            let root, baseDir, pool = fixture.Force()
+            let cache = fresh root "cache"
+            let first = DeltaCache.Compute(baseDir, pool, cache, probes, spec)
+            let broken = first.Manifest[1]
+            HostileFiles.poison (DeltaCache.EntryPath(cache, broken.Key)) DeltaCache.TensorName 0L nanf
+            let reports = ResizeArray<DeltaCacheProgress>()
+
+            let again =
+                DeltaCache.Compute(baseDir, pool, cache, probes, spec, progress = (fun p -> reports.Add p))
+
+            Expect.equal again.Computed 1 "the broken entry is computed again"
+            Expect.equal again.Reused 3 "the others are reused"
+
+            Expect.equal
+                [ for p in reports -> p.Adapter, p.Reused, p.ReplacedBroken ]
+                [
+                    for e in first.Manifest -> e.Adapter, e.Key <> broken.Key, e.Key = broken.Key
+                ]
+                "the progress says which entry was replaced"
+
+            let wanted = expected baseDir probes spec [ Path.Combine(pool, broken.Adapter) ]
+            use reader = SafetensorsReader.Open(DeltaCache.EntryPath(cache, broken.Key))
+            use delta = reader.Read DeltaCache.TensorName
+            expectClose (delta.data<float32>().ToArray()) wanted[0] "the replaced entry"
+            Expect.floatClose Accuracy.medium again.Manifest[1].Norm (l2 wanted[0]) "its norm"
+        }
+
+        test "Compute: an adapter holding NaN is refused naming its file and tensor; no entry is written for it" {
+            let root, baseDir, original = fixture.Force()
+            let pool = fresh root "pool"
+            copyDir original pool
+            let cache = fresh root "cache"
+            let first = adapters pool |> List.head
+            let weights = Path.Combine(pool, first, PeftAdapter.WeightsFileName)
+
+            let name, numel =
+                use reader = SafetensorsReader.Open weights
+                let name = reader.Entries.Keys |> Seq.sort |> Seq.head
+                name, reader.Entries[name].Shape |> Seq.fold (fun n d -> n * d) 1L
+
+            HostileFiles.poison weights name 0L nanf
+            let count = numel.ToString("N0", Globalization.CultureInfo.InvariantCulture)
+
+            Expect.equal
+                (errorMessage<NonFiniteException>(fun () ->
+                    DeltaCache.Compute(baseDir, pool, cache, probes, spec) |> ignore))
+                $"'{weights}': tensor '{name}' holds 1 NaN of {count} values (first at [0, 0]); expected only finite numbers."
+                "message"
+
+            Expect.isEmpty (entryFiles cache) "no entry written"
         }
 
         test "Compute: a changed spec or probe set gives new keys, never a stale entry" {

@@ -52,6 +52,7 @@ public static class DeltaCommand
             {
                 using var lora = PeftAdapter.Load(adapterDir, lm.Config, dev, computeDtype).Adapter;
                 using var delta = embedder.ComputeNoGrad(lora);
+                FiniteCheck.Tensor(delta, $"The {measure.Kind.ToString().ToLowerInvariant()} delta of {adapterDir} on {dir}");
                 values = delta.to_type(ScalarType.Float32).cpu().data<float>().ToArray();
             }
             else
@@ -59,6 +60,7 @@ public static class DeltaCommand
                 using var other = Qwen2Checkpoint.Load(finetunedDir!, dev, computeDtype);
                 other.eval();
                 using var delta = embedder.ComputeModel(other);
+                FiniteCheck.Tensor(delta, $"The {measure.Kind.ToString().ToLowerInvariant()} delta of {finetunedDir} against {dir}");
                 values = delta.to_type(ScalarType.Float32).cpu().data<float>().ToArray();
             }
             var output = CommandAction.Out(parse);

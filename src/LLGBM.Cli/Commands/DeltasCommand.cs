@@ -38,7 +38,7 @@ public static class DeltasCommand
             var err = CommandAction.Err(parse);
             var result = DeltaCache.Compute(
                 parse.GetValue(baseModel)!, parse.GetValue(teachers)!, parse.GetValue(output)!, measure, index, count,
-                p => err.WriteLine($"[deltas] {p.Done}/{p.Total} {p.Adapter}{(p.Reused ? " (cached)" : "")}"),
+                p => err.WriteLine($"[deltas] {p.Done}/{p.Total} {p.Adapter}{(p.Reused ? " (cached)" : p.ReplacedBroken ? " (its cached entry held NaN or infinite values: computed again)" : "")}"),
                 TorchChoices.Device(parse.GetValue(device)!));
             var stats = result.Stats;
             var outliers = result.Stats.Outliers.Select(e => e.Key).ToHashSet();

@@ -34,11 +34,15 @@ public static class ForwardCommand
             var outOfRange = tokens.Where(t => t < 0 || t >= lm.Config.VocabSize).ToList();
             if (outOfRange.Count > 0)
                 throw new LlgbmException($"--ids: token ids must lie in [0, {lm.Config.VocabSize}) for {dir}; found {string.Join(", ", outOfRange)}.");
+            if (tokens.Length > lm.Config.MaxPositionEmbeddings)
+                throw new LlgbmException($"--ids: {tokens.Length} token ids, more than the max_position_embeddings {lm.Config.MaxPositionEmbeddings} of {Path.Combine(dir, "config.json")}.");
             using var noGrad = no_grad();
             using var input = tensor(tokens, [1, tokens.Length], device: dev);
             using var output = lm.Forward(input, new ForwardOptions { Lora = lora });
             using var hidden = output.HiddenLast[0].to_type(ScalarType.Float32).cpu();
             using var logits = output.Logits![0].to_type(ScalarType.Float32).cpu();
+            FiniteCheck.Tensor(hidden, $"The final hidden states of {dir} on --ids");
+            FiniteCheck.Tensor(logits, $"The logits of {dir} on --ids");
             if (parse.GetValue(json))
             {
                 WriteJson(CommandAction.Out(parse), hidden, logits);

@@ -295,6 +295,7 @@ public static partial class CheckpointWeights
     /// </remarks>
     /// <exception cref="ArgumentException">A name is repeated, empty or reserved, or a tensor is disposed.</exception>
     /// <exception cref="LlgbmException">A tensor's element type has no safetensors dtype.</exception>
+    /// <exception cref="NonFiniteException">A tensor holds NaN or ±infinity; nothing is written.</exception>
     public static void Save(
         string directory, IEnumerable<KeyValuePair<string, Tensor>> tensors, long maxShardBytes = long.MaxValue) =>
         Save(directory, tensors, maxShardBytes, TensorBytes.DefaultChunkBytes);
@@ -303,7 +304,7 @@ public static partial class CheckpointWeights
         string directory, IEnumerable<KeyValuePair<string, Tensor>> tensors, long maxShardBytes, int chunkBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
-        var items = SafetensorsWriter.Collect(tensors);
+        var items = SafetensorsWriter.Collect(tensors, directory);
         Directory.CreateDirectory(directory);
         var stale = ExistingWeightFiles(directory);
 

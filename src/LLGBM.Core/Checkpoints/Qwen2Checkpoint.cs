@@ -16,13 +16,17 @@ public static class Qwen2Checkpoint
 
     /// <summary>
     /// Loads the model in <paramref name="directory"/> onto <paramref name="device"/> in <paramref name="dtype"/>
-    /// (weights stored in another dtype, e.g. bf16, are converted).
+    /// (weights stored in another dtype, e.g. bf16, are converted). A config whose parameters cannot fit in the memory
+    /// available is refused before anything is allocated (<see cref="ModelMemory.EnsureFits"/>), and every weight must
+    /// be finite.
     /// </summary>
     public static Qwen2ForCausalLM Load(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         if (!Directory.Exists(directory))
             throw new LlgbmException($"{directory}: no such checkpoint directory.");
-        var config = Qwen2Config.Load(Path.Combine(directory, "config.json"));
+        var configPath = Path.Combine(directory, "config.json");
+        var config = Qwen2Config.Load(configPath);
+        ModelMemory.EnsureFits(config, dtype, device, configPath);
         using var reader = CheckpointWeights.Open(directory);
         var model = new Qwen2ForCausalLM(config, device, dtype);
         try

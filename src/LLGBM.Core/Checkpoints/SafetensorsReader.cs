@@ -48,10 +48,12 @@ public sealed class SafetensorsReader : IDisposable
 
     /// <summary>
     /// Reads the tensor called <paramref name="name"/> into a fresh contiguous CPU tensor of the stored dtype and
-    /// shape. The caller owns (and disposes) the result.
+    /// shape, and checks that its values are finite (every weight, adapter factor, cache entry and generator
+    /// parameter LLGBM reads must be). The caller owns (and disposes) the result.
     /// </summary>
     /// <exception cref="TensorNotFoundException">The file holds no tensor of that name.</exception>
     /// <exception cref="LlgbmException">The dtype has no TorchSharp equivalent (F8_E5M2, F8_E4M3, U16, U32, U64).</exception>
+    /// <exception cref="NonFiniteException">The tensor holds NaN or ±infinity; the message names the file and the tensor.</exception>
     public Tensor Read(string name) => Read(name, TensorBytes.DefaultChunkBytes);
 
     internal Tensor Read(string name, int chunkBytes)
@@ -74,6 +76,7 @@ public sealed class SafetensorsReader : IDisposable
             var start = Header.DataOffset + entry.Begin;
             TensorBytes.ForEachChunk(tensor, chunkBytes,
                 (chunk, offset) => SafetensorsHeader.ReadExactly(handle, chunk, start + offset, Path));
+            FiniteCheck.Tensor(tensor, $"'{Path}': tensor '{name}'");
             return tensor;
         }
         catch

@@ -27,6 +27,7 @@ public static class SafetensorsWriter
     /// </param>
     /// <exception cref="ArgumentException">A name is repeated, empty or reserved, or a tensor is disposed.</exception>
     /// <exception cref="LlgbmException">A tensor's element type has no safetensors dtype (complex, quantized).</exception>
+    /// <exception cref="NonFiniteException">A tensor holds NaN or ±infinity; nothing is written.</exception>
     public static void Save(
         string path,
         IEnumerable<KeyValuePair<string, Tensor>> tensors,
@@ -38,13 +39,16 @@ public static class SafetensorsWriter
         IEnumerable<KeyValuePair<string, Tensor>> tensors,
         IReadOnlyDictionary<string, string>? metadata,
         int chunkBytes) =>
-        Write(path, Collect(tensors), metadata, chunkBytes);
+        Write(path, Collect(tensors, path), metadata, chunkBytes);
 
     /// <summary>A tensor to write, with the facts the header needs.</summary>
     internal readonly record struct Item(string Name, Tensor Tensor, SafetensorsDType DType, long[] Shape, long ByteLength);
 
-    /// <summary>Enumerates and checks the tensors before anything is written.</summary>
-    internal static List<Item> Collect(IEnumerable<KeyValuePair<string, Tensor>> tensors)
+    /// <summary>
+    /// Enumerates and checks the tensors before anything is written to <paramref name="destination"/> (a file or
+    /// checkpoint directory, named in errors): names, element types, and that every value is finite.
+    /// </summary>
+    internal static List<Item> Collect(IEnumerable<KeyValuePair<string, Tensor>> tensors, string destination)
     {
         ArgumentNullException.ThrowIfNull(tensors);
         var items = new List<Item>();
@@ -72,6 +76,7 @@ public static class SafetensorsWriter
             var dtype = SafetensorsDTypes.FromScalarType(tensor.dtype)
                 ?? throw new LlgbmException(
                     $"Tensor '{name}' has element type {tensor.dtype}, which safetensors has no dtype for.");
+            FiniteCheck.Tensor(tensor, $"'{destination}' was not written: tensor '{name}'");
             var byteLength = checked(tensor.numel() * dtype.ElementSize());
             items.Add(new Item(name, tensor, dtype, tensor.shape, byteLength));
         }

@@ -25,7 +25,7 @@ public sealed class LanguageModelEncoder : ISentenceEncoder
     /// <param name="model">The base model.</param>
     /// <param name="tokenizer">Its tokenizer.</param>
     /// <param name="modelIdentity">What identifies the model's weights and tokenizer (content hashes); part of <see cref="Identity"/>.</param>
-    /// <param name="maxTokens">Tokens kept per text (the first ones).</param>
+    /// <param name="maxTokens">Tokens kept per text (the first ones; at most the model's max_position_embeddings).</param>
     /// <param name="batchSize">Texts per forward pass.</param>
     /// <param name="ownsModel">Whether <see cref="Dispose"/> disposes the model.</param>
     /// <exception cref="LlgbmException">An argument is out of range.</exception>
@@ -41,7 +41,7 @@ public sealed class LanguageModelEncoder : ISentenceEncoder
         this.tokenizer = tokenizer;
         this.ownsModel = ownsModel;
         ModelIdentity = modelIdentity;
-        MaxTokens = maxTokens;
+        MaxTokens = Math.Min(maxTokens, model.Config.MaxPositionEmbeddings);
         BatchSize = batchSize;
     }
 
@@ -71,7 +71,7 @@ public sealed class LanguageModelEncoder : ISentenceEncoder
     /// <summary>What identifies the model's weights and tokenizer.</summary>
     public string ModelIdentity { get; }
 
-    /// <summary>Tokens kept per text.</summary>
+    /// <summary>Tokens kept per text: the requested number, or the model's max_position_embeddings when that is smaller.</summary>
     public int MaxTokens { get; }
 
     /// <summary>Texts per forward pass.</summary>

@@ -34,7 +34,11 @@ public sealed record LoadedDelta(string Task, string Domain, int Step, string Ad
 /// <param name="Total">Adapters in the shard.</param>
 /// <param name="Adapter">The adapter directory, relative to the pool's root.</param>
 /// <param name="Reused">Whether its entry already existed.</param>
-public sealed record DeltaCacheProgress(int Done, int Total, string Adapter, bool Reused);
+/// <param name="ReplacedBroken">
+/// Whether an entry existed but was broken (a NaN or infinite value or norm, left by an older version) and was computed
+/// again.
+/// </param>
+public sealed record DeltaCacheProgress(int Done, int Total, string Adapter, bool Reused, bool ReplacedBroken = false);
 
 /// <summary>Norm statistics of a set of deltas.</summary>
 /// <param name="Count">The number of deltas.</param>
@@ -162,9 +166,10 @@ public static class DeltaCache
     /// <c>manifest.json</c>; adapters in task then step order, dealt round-robin: adapter p goes to shard p mod n).
     /// An adapter whose entry exists is reused; the others are loaded one at a time and computed with one
     /// embedder (<see cref="DeltaMeasure.CreateEmbedder"/>), so the base pass runs once (and not at all when every entry
-    /// exists). Then the manifest of this (base, probes, spec) is rebuilt from the entries present for every adapter of the pool — a
+    /// exists). An existing entry whose delta or norm is not finite is broken: it is computed again and replaced. A
+    /// delta that comes out non-finite stops the call with an error naming the adapter, and is not written. Then the manifest of this (base, probes, spec) is rebuilt from the entries present for every adapter of the pool — a
     /// shard writes only its own entry files, and the last shard to finish lists them all; entries of adapters whose
-    /// files changed since are left on disk but not listed.
+    /// files changed since, and broken entries of other shards, are left on disk but not listed.
     /// </summary>
     /// <param name="baseDir">The base checkpoint (with its tokenizer when the probes are texts).</param>
     /// <param name="poolDir">The teacher pool's root.</param>
@@ -203,7 +208,8 @@ public static class DeltaCache
             foreach (var (checkpoint, key) in shard)
             {
                 var path = EntryPath(cacheDir, key);
-                var exists = File.Exists(path);
+                var broken = File.Exists(path) && !IsFinite(path);
+                var exists = File.Exists(path) && !broken;
                 if (exists)
                     reused++;
                 else
@@ -218,6 +224,7 @@ public static class DeltaCache
                     using var lora = PeftAdapter.Load(adapterDir, model!.Config, device, dtype).Adapter;
                     using var raw = embedder.ComputeNoGrad(lora);
                     using var delta = raw.to(ScalarType.Float32).cpu();
+                    FiniteCheck.Tensor(delta, $"Delta cache: the {measure.Kind.ToString().ToLowerInvariant()} delta of {adapterDir}");
                     var norm = Norm(delta);
                     var metadata = new Dictionary<string, string>
                     {
@@ -238,7 +245,7 @@ public static class DeltaCache
                     computed++;
                 }
                 shardEntries.Add(ReadEntry(path, checkpoint, key));
-                progress?.Invoke(new DeltaCacheProgress(shardEntries.Count, shard.Count, checkpoint.Adapter, exists));
+                progress?.Invoke(new DeltaCacheProgress(shardEntries.Count, shard.Count, checkpoint.Adapter, exists, broken));
             }
         }
         finally
@@ -248,7 +255,7 @@ public static class DeltaCache
         }
 
         var manifest = adapters
-            .Where(a => File.Exists(EntryPath(cacheDir, a.Key)))
+            .Where(a => File.Exists(EntryPath(cacheDir, a.Key)) && IsFinite(EntryPath(cacheDir, a.Key)))
             .Select(a => ReadEntry(EntryPath(cacheDir, a.Key), a.Checkpoint, a.Key))
             .ToList();
         var manifestPath = ManifestPath(cacheDir, context.Key);
@@ -345,6 +352,24 @@ public static class DeltaCache
     {
         var values = delta.data<float>().ToArray();
         return Math.Sqrt(values.Sum(v => (double)v * v));
+    }
+
+    /// <summary>Whether the entry at <paramref name="path"/> holds a finite norm and a finite delta.</summary>
+    static bool IsFinite(string path)
+    {
+        using var reader = SafetensorsReader.Open(path);
+        if (!reader.Metadata.TryGetValue("norm", out var text)
+            || !double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var norm) || !double.IsFinite(norm))
+            return false;
+        try
+        {
+            reader.Read(TensorName).Dispose();
+            return true;
+        }
+        catch (NonFiniteException)
+        {
+            return false;
+        }
     }
 
     static DeltaCacheEntry ReadEntry(string path, TeacherCheckpoint checkpoint, string key)

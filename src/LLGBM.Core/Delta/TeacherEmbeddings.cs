@@ -125,6 +125,7 @@ public static class TeacherEmbeddings
             else
             {
                 using var t = embedder.ComputeNoGrad(lora);
+                FiniteCheck.Tensor(t, $"Teacher embeddings: the delta of {adapterDir}");
                 delta = Values(t);
             }
 

@@ -15,6 +15,7 @@ public static class ContinuationScorer
     /// <paramref name="padding"/>'s side and masked; <paramref name="progress"/> gets the number of requests done and
     /// the total after each batch. Runs without gradients and in evaluation mode.
     /// </summary>
+    /// <exception cref="NonFiniteException">A log-likelihood is NaN or infinite, so no choice can be scored.</exception>
     public static double[] LogLikelihoods(
         IEvaluatedModel model, IReadOnlyList<ContinuationRequest> requests, int batchSize, PaddingSide padding = PaddingSide.Right,
         Action<int, int>? progress = null)
@@ -40,6 +41,8 @@ public static class ContinuationScorer
             var count = Math.Min(batchSize, requests.Count - start);
             var batch = Enumerable.Range(start, count).Select(i => requests[i]).ToArray();
             ScoreBatch(model, batch, padding).CopyTo(scores, start);
+            for (var i = start; i < start + count; i++)
+                FiniteCheck.Number(scores[i], $"Continuation scoring: the log-likelihood of request {i} (the model's output is not finite)");
             progress?.Invoke(start + count, requests.Count);
         }
         return scores;

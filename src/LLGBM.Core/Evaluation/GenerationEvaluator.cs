@@ -31,6 +31,8 @@ public static class GenerationEvaluator
             StopTokens = StopTokens(tokenizer, spec, options),
             PadTokenId = tokenizer.EndOfTextId,
         };
+        for (var i = 0; i < prompts.Length; i++)
+            TaskEvaluator.CheckLength(model, task, i, prompts[i].Count + generation.MaxNewTokens, $"the prompt and up to {generation.MaxNewTokens} new tokens");
         var mode = AnswerExtractor.ModeFor(spec);
 
         using var evaluation = model.EvaluationMode();

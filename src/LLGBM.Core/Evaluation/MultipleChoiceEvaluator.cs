@@ -31,6 +31,8 @@ public static class MultipleChoiceEvaluator
         // Requests grouped by example, longest examples first, so that a batch holds sequences of similar length.
         var contexts = examples.Select(e => TaskEvaluator.EncodePrompt(tokenizer, options.Format.Prompt(spec, e))).ToArray();
         var continuations = examples.Select(e => e.Choices!.Select(c => tokenizer.Encode(PromptFormat.Continuation(c))).ToArray()).ToArray();
+        for (var i = 0; i < examples.Count; i++)
+            TaskEvaluator.CheckLength(model, task, i, contexts[i].Count + continuations[i].Max(c => c.Count), "the prompt and its longest choice");
         var order = Enumerable.Range(0, examples.Count)
             .OrderByDescending(i => contexts[i].Count + continuations[i].Max(c => c.Count)).ThenBy(i => i).ToArray();
         var requests = new List<ContinuationRequest>();

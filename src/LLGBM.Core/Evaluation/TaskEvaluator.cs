@@ -27,6 +27,19 @@ public static class TaskEvaluator
     internal static IReadOnlyList<int> EncodePrompt(ITokenizer tokenizer, string prompt) =>
         tokenizer.Encode(prompt) is { Count: > 0 } ids ? ids : [tokenizer.EndOfTextId];
 
+    /// <summary>
+    /// Refuses the evaluation when test example <paramref name="index"/> needs more positions
+    /// (<paramref name="tokens"/>: its prompt and the longest continuation or new tokens) than the model's
+    /// <c>max_position_embeddings</c>, naming the task and the example.
+    /// </summary>
+    internal static void CheckLength(IEvaluatedModel model, TaskData task, int index, int tokens, string what)
+    {
+        var limit = model.Config.MaxPositionEmbeddings;
+        if (tokens > limit)
+            throw new LlgbmException(
+                $"Task {task.Spec.Name}, test example {index}: {what} take {tokens} tokens, more than the max_position_embeddings {limit} of the model's config.json; shorten the example.");
+    }
+
     /// <summary>The result record for the given predictions.</summary>
     internal static TaskEvaluation Summarise(IEvaluatedModel model, TaskData task, EvaluationOptions options, IReadOnlyList<ExamplePrediction> predictions)
     {

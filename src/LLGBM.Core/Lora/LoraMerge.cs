@@ -16,9 +16,11 @@ public static class LoraMerge
     /// and without gradients, so that the model alone computes what the base model computes with the adapter applied
     /// functionally (up to rounding). ΔW is formed in float32 (float64 for a float64 model) and the sum rounded once to
     /// the weight's dtype. The adapter is validated against the model before any weight changes; it is neither changed
-    /// nor disposed.
+    /// nor disposed. A module whose merged weight would hold NaN or ±infinity stops the merge with an error naming it
+    /// (the modules before it are then already merged: discard the model).
     /// </summary>
     /// <exception cref="LlgbmException">The adapter is batched, or a key or shape does not fit the model.</exception>
+    /// <exception cref="NonFiniteException">A merged weight is not finite.</exception>
     public static void IntoBase(Qwen2ForCausalLM model, LoraSet adapter)
     {
         if (adapter.IsBatched)
@@ -34,7 +36,9 @@ public static class LoraMerge
             var delta = module.Delta is { } dense
                 ? dense.to(compute, weight.device)
                 : module.B!.to(compute, weight.device).matmul(module.A!.to(compute, weight.device)) * scale;
-            weight.copy_((weight.to_type(compute) + delta).to_type(weight.dtype));
+            var merged = (weight.to_type(compute) + delta).to_type(weight.dtype);
+            FiniteCheck.Tensor(merged, $"LoRA merge: the merged weight of {path}");
+            weight.copy_(merged);
         }
     }
 

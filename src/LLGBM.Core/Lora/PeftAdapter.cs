@@ -275,15 +275,19 @@ public static class PeftAdapter
         var alphas = Pattern(json, "alpha_pattern", path, (n, field) => Number(n, field, path));
         var parsedTargets = targets.Select(t => LoraTarget.Parse(t)!.Value).ToList();
         var targetedLayers = parsedTargets.Select(t => t.Layer).Distinct().Order().ToList();
+        var rank = json["r"] is { } r ? IntOf(r, "r", path) : 8;
+        var loraAlpha = json["lora_alpha"] is { } alpha ? Number(alpha, "lora_alpha", path) : 8;
+        var loraDropout = json["lora_dropout"] is { } dropout ? Number(dropout, "lora_dropout", path) : 0;
+        var useRsLora = Bool(json, "use_rslora", path) ?? false;
         LoraConfig config;
         try
         {
             config = new LoraConfig
             {
-                Rank = json["r"] is { } r ? IntOf(r, "r", path) : 8,
-                Alpha = json["lora_alpha"] is { } alpha ? Number(alpha, "lora_alpha", path) : 8,
-                Dropout = json["lora_dropout"] is { } dropout ? Number(dropout, "lora_dropout", path) : 0,
-                UseRsLora = Bool(json, "use_rslora", path) ?? false,
+                Rank = rank,
+                Alpha = loraAlpha,
+                Dropout = loraDropout,
+                UseRsLora = useRsLora,
                 TargetModules = LoraTarget.All.Where(m => parsedTargets.Any(t => t.Module == m)).ToList(),
                 Layers = targetedLayers.Count == model.NumHiddenLayers ? null : targetedLayers,
                 RankPattern = ranks,
@@ -435,8 +439,9 @@ public static class PeftAdapter
 
     static double Number(JsonNode node, string field, string source) =>
         node.GetValueKind() == JsonValueKind.Number && double.TryParse(node.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture, out var x)
+            && double.IsFinite(x)
             ? x
-            : throw new LlgbmException($"{source}: {field} must be a number, found {node.ToJsonString()}.");
+            : throw new LlgbmException($"{source}: {field} must be a finite number, found {node.ToJsonString()}.");
 
     static int IntOf(JsonNode? node, string field, string source) =>
         node is not null && node.GetValueKind() == JsonValueKind.Number

@@ -40,7 +40,7 @@ public sealed record Qwen2Config
     /// <summary>Whether the output head shares the embedding matrix (<c>lm_head.weight</c> may then be absent).</summary>
     public bool TieWordEmbeddings { get; init; }
 
-    /// <summary>Longest sequence the model was trained for (informational; rotary embeddings extend beyond it).</summary>
+    /// <summary>Longest sequence the model was trained for; <see cref="Qwen2ForCausalLM.Forward"/> refuses longer ones.</summary>
     public int MaxPositionEmbeddings { get; init; } = 32768;
 
     /// <summary>The checkpoint's storage dtype name (<c>torch_dtype</c>): "float32", "bfloat16" or "float16".</summary>
@@ -58,6 +58,26 @@ public sealed record Qwen2Config
     /// <summary>Query heads served by each key/value head (nH / nKV).</summary>
     public int GroupSize => NumAttentionHeads / NumKeyValueHeads;
 
+    /// <summary>
+    /// The number of parameters the architecture has: the embedding V·H, the head V·H unless tied, the final norm H,
+    /// and per layer the q, k, v projections with their biases (H·nH·hd + nH·hd, and H·nKV·hd + nKV·hd twice), the
+    /// o projection nH·hd·H, the SiLU-gated MLP 3·H·I and two norms 2·H.
+    /// </summary>
+    /// <exception cref="OverflowException">The count does not fit in 64 bits.</exception>
+    public long ParameterCount
+    {
+        get
+        {
+            checked
+            {
+                long v = VocabSize, h = HiddenSize, i = IntermediateSize, hd = HeadDim;
+                long q = NumAttentionHeads * hd, kv = NumKeyValueHeads * hd;
+                var layer = h * q + q + 2 * (h * kv + kv) + q * h + 3 * h * i + 2 * h;
+                return v * h * (TieWordEmbeddings ? 1 : 2) + h + NumHiddenLayers * layer;
+            }
+        }
+    }
+
     /// <summary>Throws a <see cref="LlgbmException"/> naming the first field that breaks an invariant.</summary>
     public Qwen2Config Validate(string source = "Qwen2 config")
     {
@@ -72,6 +92,7 @@ public sealed record Qwen2Config
         Positive("num_hidden_layers", NumHiddenLayers);
         Positive("num_attention_heads", NumAttentionHeads);
         Positive("num_key_value_heads", NumKeyValueHeads);
+        Positive("max_position_embeddings", MaxPositionEmbeddings);
         if (NumAttentionHeads % NumKeyValueHeads != 0)
             throw new LlgbmException($"{source}: num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({NumKeyValueHeads}).");
         if (ExplicitHeadDim is null && HiddenSize % NumAttentionHeads != 0)
@@ -81,8 +102,18 @@ public sealed record Qwen2Config
             throw new LlgbmException($"{source}: head_dim must be even for rotary embeddings, found {HeadDim}.");
         if (!(RmsNormEps > 0))
             throw new LlgbmException($"{source}: rms_norm_eps must be positive, found {RmsNormEps}.");
-        if (!(RopeTheta > 0))
-            throw new LlgbmException($"{source}: rope_theta must be positive, found {RopeTheta}.");
+        if (!(RopeTheta > 0) || !double.IsFinite(RopeTheta))
+            throw new LlgbmException($"{source}: rope_theta must be a positive finite number, found {RopeTheta}.");
+        if (!double.IsFinite(RmsNormEps))
+            throw new LlgbmException($"{source}: rms_norm_eps must be finite, found {RmsNormEps}.");
+        try
+        {
+            _ = ParameterCount;
+        }
+        catch (OverflowException)
+        {
+            throw new LlgbmException($"{source}: the sizes imply more than 2^63 parameters (vocab_size {VocabSize}, hidden_size {HiddenSize}, intermediate_size {IntermediateSize}, num_hidden_layers {NumHiddenLayers}).");
+        }
         return this;
     }
 

@@ -24,10 +24,14 @@ public sealed class Qwen2ForCausalLM : nn.Module
     /// <summary>The dtype of parameters and computation.</summary>
     public ScalarType Dtype { get; }
 
-    /// <summary>Creates a model with default-initialised weights (see <see cref="InitializeWeights"/>).</summary>
+    /// <summary>
+    /// Creates a model with default-initialised weights (see <see cref="InitializeWeights"/>); a config whose
+    /// parameters cannot fit in the memory available is refused first (<see cref="ModelMemory.EnsureFits"/>).
+    /// </summary>
     public Qwen2ForCausalLM(Qwen2Config config, Device? device = null, ScalarType dtype = ScalarType.Float32) : base(nameof(Qwen2ForCausalLM))
     {
         Config = config.Validate();
+        ModelMemory.EnsureFits(config, dtype, device, "Qwen2 config");
         Dtype = dtype;
         model = new Qwen2Model(config, device, dtype);
         if (!config.TieWordEmbeddings)
@@ -79,7 +83,8 @@ public sealed class Qwen2ForCausalLM : nn.Module
 
     /// <summary>
     /// Runs the model on token ids [B, T] (int64). Returns the final-norm hidden state, logits where
-    /// <see cref="ForwardOptions.Logits"/> asks, and on request every layer's hidden state.
+    /// <see cref="ForwardOptions.Logits"/> asks, and on request every layer's hidden state. Sequences longer (cached
+    /// positions included) than <see cref="Qwen2Config.MaxPositionEmbeddings"/> are refused.
     /// </summary>
     public Qwen2Output Forward(Tensor inputIds, ForwardOptions? options = null)
     {
@@ -89,6 +94,9 @@ public sealed class Qwen2ForCausalLM : nn.Module
         using var scope = NewDisposeScope();
         var (batch, length) = (inputIds.shape[0], inputIds.shape[1]);
         var past = options.Cache?.Length ?? 0;
+        if (past + length > Config.MaxPositionEmbeddings)
+            throw new LlgbmException(
+                $"Forward: the sequence has {past + length} positions ({past} cached, {length} new), more than the max_position_embeddings {Config.MaxPositionEmbeddings} of the model's config.json; shorten the input.");
         var paddingMask = options.AttentionMask;
         if (paddingMask is not null && (paddingMask.dim() != 2 || paddingMask.shape[0] != batch || paddingMask.shape[1] != past + length))
             throw new LlgbmException(

@@ -9,7 +9,8 @@ public static class TextGeneration
     /// <summary>
     /// Continues each prompt (token ids) and returns the new tokens of each, without the stop token. Prompts of
     /// unequal length are left-padded into one batch; each row stops at its first stop token or after
-    /// <see cref="GenerationOptions.MaxNewTokens"/> tokens.
+    /// <see cref="GenerationOptions.MaxNewTokens"/> tokens. Non-finite logits stop the decoding with a
+    /// <see cref="NonFiniteException"/> naming the step.
     /// </summary>
     public static int[][] Generate(Qwen2ForCausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions? options = null) =>
         Generate(model.Forward, model.Config.NumHiddenLayers, model.Device, prompts, options);
@@ -53,7 +54,9 @@ public static class TextGeneration
                 Logits = LogitPositions.Last,
                 Attention = options.Attention,
             });
-            var next = Pick(output.Logits![TensorIndex.Colon, -1], options, generator);
+            var logits = output.Logits![TensorIndex.Colon, -1];
+            FiniteCheck.Tensor(logits, $"Generate: the next-token logits of step {step}");
+            var next = Pick(logits, options, generator);
             var chosen = next.cpu().data<long>().ToArray();
             for (var b = 0; b < batch; b++)
             {
