@@ -11,16 +11,7 @@ open System.Text
 open System.Text.Json
 open Expecto
 
-let private repository =
-    let rec up (d: DirectoryInfo) =
-        if isNull d then
-            failwith "LLGBM.sln not found above the test binaries"
-        elif File.Exists(Path.Combine(d.FullName, "LLGBM.sln")) then
-            d.FullName
-        else
-            up d.Parent
-
-    up (DirectoryInfo AppContext.BaseDirectory)
+let private repository = Repository.root
 
 /// The flags (vna_flags) of every version requirement named `version` in the ELF file's SHT_GNU_verneed sections
 /// (Elf64_Verneed: vn_version u16, vn_cnt u16, vn_file u32, vn_aux u32, vn_next u32; Elf64_Vernaux: vna_hash u32,

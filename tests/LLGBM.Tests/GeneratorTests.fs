@@ -197,14 +197,7 @@ let unitTests =
         }
 
         test "The configs under configs/ load, and name the variants they claim" {
-            let root =
-                let rec up (d: DirectoryInfo) =
-                    if File.Exists(Path.Combine(d.FullName, "LLGBM.sln")) then
-                        d.FullName
-                    else
-                        up d.Parent
-
-                up (DirectoryInfo AppContext.BaseDirectory)
+            let root = Repository.root
 
             let load name =
                 GeneratorConfig.Load(Path.Combine(root, "configs", name + ".json"))

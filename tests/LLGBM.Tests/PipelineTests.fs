@@ -8,14 +8,7 @@ open LLGBM.Cli.Pipeline
 open LLGBM.Generators
 open LLGBM.Tasks.Synthetic
 
-let private repository =
-    let rec up (d: DirectoryInfo) =
-        if File.Exists(Path.Combine(d.FullName, "LLGBM.sln")) then
-            d.FullName
-        else
-            up d.Parent
-
-    up (DirectoryInfo AppContext.BaseDirectory)
+let private repository = Repository.root
 
 /// The config a plan runs: the repository's file with the plan's overrides, as the runner writes it.
 let private effective (plan: PipelinePlan) (name: string) =

@@ -186,16 +186,7 @@ let handMade =
     ]
 
 /// Where fetch-qwen-tokenizer.sh keeps Qwen's tokenizer files and the JavaScript tokenizer's ids.
-let private qwenCache =
-    let rec root (dir: DirectoryInfo) =
-        if isNull dir then
-            failwith "LLGBM.sln not found above the test binaries"
-        elif File.Exists(Path.Combine(dir.FullName, "LLGBM.sln")) then
-            dir.FullName
-        else
-            root dir.Parent
-
-    Path.Combine(root (DirectoryInfo AppContext.BaseDirectory), ".cache", "qwen-tokenizer")
+let private qwenCache = Repository.path [ ".cache"; "qwen-tokenizer" ]
 
 /// The path of the JavaScript tokenizer's ids; fails the test with instructions when the cache is not there.
 let requireCache () =

@@ -22,14 +22,7 @@ open Microsoft.CodeAnalysis.CSharp
 open Microsoft.CodeAnalysis.Operations
 open Expecto
 
-let private repository =
-    let rec up (d: DirectoryInfo) =
-        if File.Exists(Path.Combine(d.FullName, "LLGBM.sln")) then
-            d.FullName
-        else
-            up d.Parent
-
-    up (DirectoryInfo AppContext.BaseDirectory)
+let private repository = Repository.root
 
 /// The folders whose code runs per step, per token or per tensor: every C# file under them is checked.
 let hotFolders = [
