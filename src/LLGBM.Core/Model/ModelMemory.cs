@@ -1,4 +1,5 @@
 using System.Globalization;
+using LLGBM.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,16 +38,6 @@ public static class ModelMemory
         return (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "the memory available to .NET");
     }
 
-    /// <summary>The bytes of one element of <paramref name="dtype"/>.</summary>
-    public static int ElementSize(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float64 or ScalarType.Int64 or ScalarType.ComplexFloat32 => 8,
-        ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
-        ScalarType.Int8 or ScalarType.Byte or ScalarType.Bool => 1,
-        ScalarType.ComplexFloat64 => 16,
-        _ => 4,
-    };
-
     /// <summary>
     /// Throws a <see cref="LlgbmException"/> naming <paramref name="source"/>, the parameter count and the memory when
     /// the parameters of <paramref name="config"/> in <paramref name="dtype"/> need more bytes than are available on
@@ -61,7 +52,8 @@ public static class ModelMemory
         if (device is not null && device.type != DeviceType.CPU)
             return;
         var count = config.ParameterCount;
-        var size = ElementSize(dtype);
+        // The model's dtypes (f32, bf16, f16) all have a safetensors equivalent; anything else is counted as 4 bytes.
+        var size = SafetensorsDTypes.FromScalarType(dtype)?.ElementSize() ?? 4;
         var bytes = count > long.MaxValue / size ? long.MaxValue : count * size;
         var (available, where) = Available();
         if (bytes > available)
