@@ -4,7 +4,9 @@
 /// freeing the native scalar — while libtorch still reads it (libtorch's "false INTERNAL ASSERT FAILED at
 /// c10/core/Scalar.h"; dotnet/TorchSharp pull requests 1434 and 1496). The hot paths therefore pass scalars they own:
 /// a field of the module (disposed with it) or a `using` local that outlives the call — or use an operation that needs
-/// no scalar (`square()`, `neg()`, `reciprocal()`).
+/// no scalar (`x.mul(x)`, `neg()`, `reciprocal()`). TorchSharp members that make a scalar themselves (`add(Tensor)` is
+/// `add(other, 1)`, `square()` is `pow(2)`; see TorchSharpScalarMakers.fs) are reported too: the hot paths call the
+/// overload that takes the scalar, with one they own.
 ///
 /// C# is checked with the compiler's semantic model (Roslyn): the hot-path sources are compiled against the built
 /// assemblies and every operation that makes a `Scalar` or `Tensor` out of a number without an owner is reported.
@@ -104,7 +106,24 @@ let private owned (op: IOperation) =
         || (assignment.Target :? IPropertyReferenceOperation)
     | _ -> false
 
-/// The reason an operation makes an unowned scalar or tensor out of a number, if it does.
+/// The TorchSharp members that make scalars of their own, read once from the TorchSharp assembly the tests run with.
+let private makers =
+    lazy (TorchSharpScalarMakers.read typeof<TorchSharp.Scalar>.Assembly.Location)
+
+let private isTorchSharpMember (m: IMethodSymbol) =
+    not (isNull m)
+    && not (isNull m.ContainingNamespace)
+    && m.ContainingNamespace.ToDisplayString().StartsWith "TorchSharp"
+
+let private makesScalar (m: IMethodSymbol) =
+    isTorchSharpMember m
+    && makers.Value.Methods.Contains(TorchSharpScalarMakers.symbolKey m)
+
+let private inside (m: IMethodSymbol) =
+    $"TorchSharp's {m.ContainingType.Name}.{m.Name}({String.Join(',', m.Parameters |> Seq.map (fun p -> p.Type.Name))}) makes a Scalar inside the library"
+
+/// The reason an operation makes an unowned scalar or tensor out of a number, if it does: in the project's code, or
+/// inside a TorchSharp member it calls.
 let private unowned (op: IOperation) : string option =
     match op with
     | :? IConversionOperation as c when
@@ -128,13 +147,19 @@ let private unowned (op: IOperation) : string option =
         && a.OperatorMethod.Parameters |> Seq.exists (fun p -> isNumber p.Type)
         ->
         Some $"TorchSharp's operator {a.OperatorKind}= makes a Scalar from the number"
-    | :? IInvocationOperation as i when
-        (i.TargetMethod.Name = "vector_norm" || i.TargetMethod.Name = "matrix_norm")
-        && isTorchSharp i.TargetMethod.ContainingType.ContainingType
-        && i.TargetMethod.Parameters
-           |> Seq.exists (fun p -> p.Name = "ord" && isNumber p.Type)
+    | :? IInvocationOperation as i when makesScalar i.TargetMethod -> Some(inside i.TargetMethod)
+    | :? IObjectCreationOperation as c when makesScalar c.Constructor -> Some(inside c.Constructor)
+    | :? IMethodReferenceOperation as r when makesScalar r.Method -> Some(inside r.Method)
+    | :? IBinaryOperation as b when makesScalar b.OperatorMethod -> Some(inside b.OperatorMethod)
+    | :? ICompoundAssignmentOperation as a when makesScalar a.OperatorMethod -> Some(inside a.OperatorMethod)
+    | :? IUnaryOperation as u when makesScalar u.OperatorMethod -> Some(inside u.OperatorMethod)
+    | made when
+        (made :? IInvocationOperation || made :? IObjectCreationOperation)
+        && (match made.Type with
+            | :? INamedTypeSymbol as t -> makers.Value.Types.Contains(TorchSharpScalarMakers.typeSymbolKey t)
+            | _ -> false)
         ->
-        Some "linalg norms with a numeric `ord` make a Scalar inside TorchSharp"
+        Some $"TorchSharp's {made.Type.Name} makes Scalars inside the library (e.g. in forward or step)"
     | _ -> None
 
 /// The assemblies a compilation of the project's sources references: the running framework and every managed
@@ -299,6 +324,48 @@ let tests =
                 $"one finding on each planted line, got {found}"
         }
 
+        test "Members that make a Scalar inside TorchSharp are flagged: add(Tensor), square(), Tensor + Tensor, AdamW" {
+            let found =
+                plantedFindings (
+                    "public Tensor A(Tensor x, Tensor y) => x.add(y);\n"
+                    + "public Tensor B(Tensor x) => x.square();\n"
+                    + "public Tensor C(Tensor x, Tensor y) => x + y;\n"
+                    + "public Tensor D(Tensor x, Scalar s) => x.add_(s);\n"
+                    + "public void E(TorchSharp.Modules.Parameter p) { using var o = optim.AdamW(new[] { p }); }"
+                )
+
+            Expect.equal
+                (found |> List.map (fun f -> f.Line) |> List.distinct |> List.sort)
+                [ 3; 4; 5; 6; 7 ]
+                $"one finding on each planted line, got {found}"
+
+            Expect.stringContains found[0].Why "inside the library" "the finding says the scalar is TorchSharp's"
+        }
+
+        test "The IL reading finds the known makers and not the forms with explicit scalars" {
+            let m = makers.Value
+            Expect.isGreaterThan m.MethodsRead 10000 "TorchSharp's methods were read"
+
+            for known in
+                [
+                    "TorchSharp.torch/Tensor::add(Tensor)"
+                    "TorchSharp.torch/Tensor::square()"
+                    "TorchSharp.torch/Tensor::op_Addition(Tensor,Tensor)"
+                ] do
+                Expect.isTrue (m.Methods.Contains known) $"{known} makes a scalar"
+
+            for clean in
+                [
+                    "TorchSharp.torch/Tensor::add(Tensor,Scalar)"
+                    "TorchSharp.torch/Tensor::mul(Tensor)"
+                    "TorchSharp.torch/Tensor::pow(Scalar)"
+                    "TorchSharp.torch/Tensor::sub(Tensor)"
+                ] do
+                Expect.isFalse (m.Methods.Contains clean) $"{clean} passes its scalars through"
+
+            Expect.isTrue (m.Types.Contains "TorchSharp.Modules.AdamW") "AdamW's step makes scalars"
+        }
+
         test "The explicit forms are not flagged: a field scalar, a using local, an operation without a scalar" {
             let found =
                 plantedFindings (
@@ -308,7 +375,7 @@ let tests =
                     + "public Tensor A(Tensor x) => x.pow(two);\n"
                     + "public Tensor B(Tensor x) { using var s = 2.ToScalar(); return x.pow(s); }\n"
                     + "public Tensor C(Tensor x) { using (var s = 0.5.ToScalar()) { return x * s; } }\n"
-                    + "public Tensor D(Tensor x) => x.square() * x.neg().reciprocal();\n"
+                    + "public Tensor D(Tensor x) => x.mul(x) * x.neg().reciprocal();\n"
                     + "public Tensor E(Tensor x) => x.sum(-1, keepdim: true) * x.reshape(2, 3);"
                 )
 

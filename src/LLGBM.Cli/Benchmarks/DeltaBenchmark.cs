@@ -309,7 +309,7 @@ public static class DeltaBenchmark
         using var scope = NewDisposeScope();
         var inputs = adapter.Tensors().ToList();
         var delta = embedder.Compute(adapter);
-        var loss = delta.square().sum();
+        var loss = delta.pow(OwnedScalars.Two).sum();
         var gradients = autograd.grad([loss], inputs);
         if (gradients.Count != inputs.Count || gradients.Any(g => g is null))
             throw new LlgbmException("bench delta: the differentiable delta pass gave no gradient for some adapter tensor.");

@@ -13,7 +13,8 @@ public sealed record ScalarStressResult(int Rounds, int Forwards, int Generation
 
 /// <summary>
 /// The scalar-lifetime stress: forward passes (with a LoRA set), sampled generation (temperature, top-k, top-p) and a
-/// training step of the adapter losses (logit KL, adapter norm, delta cosine and normalised MSE, backward) in a loop
+/// training step of the adapter losses (logit KL, adapter norm, delta cosine and normalised MSE, backward) and three
+/// steps of the trainers' optimiser (<see cref="AdamWWithOwnedScalars"/>) in a loop
 /// on a random-weight model, while another thread runs <c>GC.Collect(); GC.WaitForPendingFinalizers()</c> without
 /// pause. A scalar made from a number with no owner can then be finalized while libtorch still reads it; that shows as
 /// a native assert, a crash, or an output that differs from the one computed before the collector started — every
@@ -69,6 +70,8 @@ public static class ScalarStress
                     throw new LlgbmException($"Scalar stress: round {rounds}: the generated tokens differ from the first generation.");
                 if (got.Loss != expected.Loss)
                     throw new LlgbmException($"Scalar stress: round {rounds}: the training loss {got.Loss} differs from the first step's {expected.Loss}.");
+                if (!got.Stepped.SequenceEqual(expected.Stepped))
+                    throw new LlgbmException($"Scalar stress: round {rounds}: the optimiser's steps reached other values than in the first round.");
                 if (rounds % 50 == 0)
                     progress?.Invoke($"{rounds} rounds, {Volatile.Read(ref collections)} collections, {clock.Elapsed.TotalSeconds:F0} s");
             }
@@ -81,7 +84,22 @@ public static class ScalarStress
         return new ScalarStressResult(rounds, rounds, rounds, rounds, collections, clock.Elapsed.TotalSeconds);
     }
 
-    sealed record Outcome(float[] Logits, int[] Tokens, double Loss);
+    sealed record Outcome(float[] Logits, int[] Tokens, double Loss, float[] Stepped);
+
+    // Three AdamW steps (the trainers' optimiser) on a fresh copy of predicted towards target; the values reached.
+    static float[] OptimizerSteps(Tensor predicted, Tensor target)
+    {
+        using var scope = NewDisposeScope();
+        using var moving = new TorchSharp.Modules.Parameter(predicted.clone());
+        using var optimizer = new AdamWWithOwnedScalars([moving], lr: 0.01, weight_decay: 0.01);
+        for (var step = 0; step < 3; step++)
+        {
+            optimizer.zero_grad();
+            DeltaLosses.NormalizedMse(moving, target).backward();
+            optimizer.step();
+        }
+        return moving.detach().data<float>().ToArray();
+    }
 
     static Outcome Round(
         Qwen2ForCausalLM model, LoraSet lora, Tensor ids, IReadOnlyList<IReadOnlyList<int>> prompts, GenerationOptions options,
@@ -100,10 +118,10 @@ public static class ScalarStress
             teacher = model.Forward(ids).Logits!;
         var student = model.Forward(ids, new ForwardOptions { Lora = lora }).Logits!;
         var loss = LogitKl.Divergence(student, teacher, temperature: 2.0)
-            + AdapterNorm.Penalty(lora)
-            + DeltaLosses.CosineDistance(predicted, target)
-            + DeltaLosses.NormalizedMse(predicted, target);
+            .add(AdapterNorm.Penalty(lora), OwnedScalars.One)
+            .add(DeltaLosses.CosineDistance(predicted, target), OwnedScalars.One)
+            .add(DeltaLosses.NormalizedMse(predicted, target), OwnedScalars.One);
         loss.backward();
-        return new Outcome(logits, tokens, loss.item<float>());
+        return new Outcome(logits, tokens, loss.item<float>(), OptimizerSteps(predicted, target));
     }
 }

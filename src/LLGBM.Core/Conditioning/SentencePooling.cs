@@ -34,7 +34,7 @@ public static class SentencePooling
     {
         using var scope = NewDisposeScope();
         using var minNorm = MinNorm.ToScalar();
-        var norm = x.square().sum(-1, keepdim: true).sqrt().clamp_min(minNorm);
+        var norm = x.pow(OwnedScalars.Two).sum(-1, keepdim: true).sqrt().clamp_min(minNorm);
         return (x / norm).MoveToOuterDisposeScope();
     }
 }

@@ -176,7 +176,7 @@ public sealed class DeltaEmbedder : IDeltaEmbedder
             ForwardCalls++;
             using var output = target.Forward(batchIds, new ForwardOptions { AttentionMask = batchMask, Logits = LogitPositions.None, Lora = lora, OutputHiddenStates = Spec.Layers is not null });
             var pooled = Represent(output, batchMask).view(n, rows, -1).sum(1);
-            sum = sum is null ? pooled : sum + pooled;
+            sum = sum is null ? pooled : sum.add(pooled, OwnedScalars.One);
         }
         using var probes = ProbeCount.ToScalar();
         return (sum! / probes).MoveToOuterDisposeScope();

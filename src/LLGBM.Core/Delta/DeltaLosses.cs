@@ -19,7 +19,7 @@ public static class DeltaLosses
     {
         CheckShapes(predicted, target, nameof(Mse));
         using var scope = NewDisposeScope();
-        return (predicted - target).square().mean().MoveToOuterDisposeScope();
+        return (predicted - target).pow(OwnedScalars.Two).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -34,7 +34,7 @@ public static class DeltaLosses
     {
         CheckShapes(predicted, target, nameof(NormalizedMse));
         using var scope = NewDisposeScope();
-        return (Normalize(predicted, eps) - Normalize(target, eps)).square().mean().MoveToOuterDisposeScope();
+        return (Normalize(predicted, eps) - Normalize(target, eps)).pow(OwnedScalars.Two).mean().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -49,7 +49,7 @@ public static class DeltaLosses
         using var scope = NewDisposeScope();
         var cos = (Normalize(predicted, eps) * Normalize(target, eps)).sum(-1);
         using var one = 1.0.ToScalar();
-        return (one - cos).mean().MoveToOuterDisposeScope();
+        return cos.neg().add(one, OwnedScalars.One).mean().MoveToOuterDisposeScope();
     }
 
     // x / max(‖x‖, eps) along the last dimension; the norm's gradient is zero (not NaN) at the zero vector. The 2-norm

@@ -27,7 +27,7 @@ public static class AdapterGram
             var aat = einsum("ikn,jln->ijkl", a, a);
             using var scale = (module.Scale * module.Scale).ToScalar();
             var term = (btb * aat).sum([-2, -1]) * scale;
-            g = g is null ? term : g + term;
+            g = g is null ? term : g.add(term, OwnedScalars.One);
         }
         if (g is null)
             throw new LlgbmException("Adapter Gram matrix: the set has no modules.");

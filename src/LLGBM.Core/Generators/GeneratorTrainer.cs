@@ -38,7 +38,7 @@ public static class GeneratorTrainer
         config.Validate();
         var module = generator as nn.Module ?? throw new LlgbmException("Generator training needs a TorchSharp module.");
         var parameters = generator.NamedParameters().Select(p => p.Parameter).ToList();
-        using var optimizer = optim.AdamW(parameters, config.LearningRate, weight_decay: config.WeightDecay);
+        using var optimizer = new AdamWWithOwnedScalars(parameters, config.LearningRate, config.WeightDecay);
         var schedule = new LearningRateSchedule { Peak = config.LearningRate, WarmupSteps = config.WarmupSteps, TotalSteps = config.Steps };
         var start = GeneratorCheckpoint.LatestStep(runDir) ?? 0;
         if (start > 0)
@@ -119,7 +119,7 @@ public static class GeneratorTrainer
                 {
                     values["auxiliary"] = auxiliary;
                     using var auxiliaryWeight = lambdas["auxiliary"].ToScalar();
-                    values["loss"] = values["loss"] + auxiliary * auxiliaryWeight;
+                    values["loss"] = values["loss"].add(auxiliary * auxiliaryWeight, OwnedScalars.One);
                 }
                 var total = values["loss"];
                 var value = total.item<float>();
@@ -209,21 +209,21 @@ public static class GeneratorTrainer
             var delta = DeltaTerm(config.DeltaLoss, predicted, target);
             terms["delta"] = delta;
             using var deltaWeight = (lambdas["delta"] * deltaScale).ToScalar();
-            loss = loss + delta * deltaWeight;
+            loss = loss.add(delta * deltaWeight, OwnedScalars.One);
         }
         if (lambdas["kl"] > 0)
         {
             var kl = KlTerm(data, generated, teacher);
             terms["kl"] = kl;
             using var klWeight = lambdas["kl"].ToScalar();
-            loss = loss + kl * klWeight;
+            loss = loss.add(kl * klWeight, OwnedScalars.One);
         }
         var norm = AdapterNorm.Penalty(generated);
         terms["norm"] = norm;
         if (lambdas["norm"] > 0)
         {
             using var normWeight = lambdas["norm"].ToScalar();
-            loss = loss + norm * normWeight;
+            loss = loss.add(norm * normWeight, OwnedScalars.One);
         }
         terms["loss"] = loss;
         return terms;
@@ -235,7 +235,7 @@ public static class GeneratorTrainer
         using var floor = 1e-12.ToScalar();
         return kind switch
         {
-            DeltaLossKind.RelativeMse => DeltaLosses.Mse(predicted, target) / target.square().mean().clamp_min(floor),
+            DeltaLossKind.RelativeMse => DeltaLosses.Mse(predicted, target) / target.pow(OwnedScalars.Two).mean().clamp_min(floor),
             DeltaLossKind.NormalizedMse => DeltaLosses.NormalizedMse(predicted, target),
             DeltaLossKind.Cosine => DeltaLosses.CosineDistance(predicted, target),
             _ => throw new LlgbmException($"Unknown delta loss {kind}."),

@@ -111,7 +111,7 @@ public sealed class HyperConvGenerator : nn.Module, ILoraGenerator
             if (i < norms.Count)
                 x = nn.functional.gelu(norms[i].forward(x));
         }
-        return (x + output_bias).MoveToOuterDisposeScope();
+        return x.add(output_bias, OwnedScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>

@@ -135,7 +135,7 @@ public sealed class HyperMlpGenerator : nn.Module, ILoraGenerator
                 var hidden = input;
                 foreach (var layer in trunk)
                     hidden = nn.functional.gelu(layer.forward(hidden));
-                var flat = heads[key].forward(hidden) + biases[key].unsqueeze(0);
+                var flat = heads[key].forward(hidden).add(biases[key].unsqueeze(0), OwnedScalars.One);
                 var aSize = first.Rank * first.In;
                 for (var j = 0; j < s; j++)
                 {

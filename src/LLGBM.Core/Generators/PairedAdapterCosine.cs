@@ -31,9 +31,9 @@ public static class PairedAdapterCosine
                 using var scale = (p.Scale * q.Scale).ToScalar();
                 return (bb * aa).sum([-2, -1]) * scale;
             }
-            xy = xy is null ? Inner(mx, my) : xy + Inner(mx, my);
-            xx = xx is null ? Inner(mx, mx) : xx + Inner(mx, mx);
-            yy = yy is null ? Inner(my, my) : yy + Inner(my, my);
+            xy = xy is null ? Inner(mx, my) : xy.add(Inner(mx, my), OwnedScalars.One);
+            xx = xx is null ? Inner(mx, mx) : xx.add(Inner(mx, mx), OwnedScalars.One);
+            yy = yy is null ? Inner(my, my) : yy.add(Inner(my, my), OwnedScalars.One);
         }
         if (xy is null || x.Modules.Count != y.Modules.Count)
             throw new LlgbmException("Paired adapter cosine: the sets must hold the same, non-empty, modules.");

@@ -174,7 +174,7 @@ public sealed class TeacherBank : IDisposable
                 foreach (var i in indices)
                 {
                     var w = entries[i].Adapter.Modules[path].DeltaWeight();
-                    sum = sum is null ? w : sum.add_(w);
+                    sum = sum is null ? w : sum.add_(w, OwnedScalars.One);
                     if (!ReferenceEquals(sum, w))
                         w.Dispose();
                 }

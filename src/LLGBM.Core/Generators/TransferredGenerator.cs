@@ -41,7 +41,7 @@ public sealed class TransferredGenerator(TwoStageGenerator predictor, TwoStageGe
         using var scope = NewDisposeScope();
         var delta = Predictor.PredictDelta(conditions);
         if (Standardize)
-            delta = (delta - Predictor.decoder.condition_mean) / Predictor.decoder.condition_std * Decoder.decoder.condition_std + Decoder.decoder.condition_mean;
+            delta = ((delta - Predictor.decoder.condition_mean) / Predictor.decoder.condition_std * Decoder.decoder.condition_std).add(Decoder.decoder.condition_mean, OwnedScalars.One);
         var set = Decoder.Decode(delta);
         foreach (var t in set.Tensors())
             t.MoveToOuterDisposeScope();

@@ -29,9 +29,9 @@ public static class WeightLosses
             var tt = GramInner(t, t).detach();
             var gt = GramInner(g, t);
             using var two = 2.ToScalar();
-            var e = gg + tt - gt * two;
-            error = error is null ? e : error + e;
-            reference = reference is null ? tt : reference + tt;
+            var e = gg.add(tt, OwnedScalars.One) - gt * two;
+            error = error is null ? e : error.add(e, OwnedScalars.One);
+            reference = reference is null ? tt : reference.add(tt, OwnedScalars.One);
         }
         if (error is null)
             throw new LlgbmException("Weight loss: the generated set has no modules.");
@@ -65,8 +65,8 @@ public static class WeightLosses
         foreach (var (path, g) in generated.Modules)
         {
             var t = teacher.Get(path) ?? throw new LlgbmException($"Weight loss: the teacher set has no module {path}.");
-            var e = (g.A! - t.A!.detach()).square().sum() + (g.B! - t.B!.detach()).square().sum();
-            sum = sum is null ? e : sum + e;
+            var e = (g.A! - t.A!.detach()).pow(OwnedScalars.Two).sum().add((g.B! - t.B!.detach()).pow(OwnedScalars.Two).sum(), OwnedScalars.One);
+            sum = sum is null ? e : sum.add(e, OwnedScalars.One);
             count += g.A!.numel() + g.B!.numel();
         }
         if (sum is null)
@@ -84,6 +84,6 @@ public static class WeightLosses
         using var scope = NewDisposeScope();
         var m = mask.to_type(generated.dtype);
         using var one = 1.ToScalar();
-        return ((generated - teacher.detach()).square() * m).sum().div(m.sum().clamp_min(one)).MoveToOuterDisposeScope();
+        return ((generated - teacher.detach()).pow(OwnedScalars.Two) * m).sum().div(m.sum().clamp_min(one)).MoveToOuterDisposeScope();
     }
 }

@@ -36,6 +36,6 @@ public static class LoraLinear
             update = input.bmm(adapter.A!.transpose(1, 2)).bmm(adapter.B!.transpose(1, 2)) * scale;
         else
             update = input.matmul(adapter.A!.T).matmul(adapter.B!.T) * scale;
-        return (y + update).MoveToOuterDisposeScope();
+        return y.add(update, OwnedScalars.One).MoveToOuterDisposeScope();
     }
 }

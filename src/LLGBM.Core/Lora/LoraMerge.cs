@@ -36,7 +36,7 @@ public static class LoraMerge
             var delta = module.Delta is { } dense
                 ? dense.to(compute, weight.device)
                 : module.B!.to(compute, weight.device).matmul(module.A!.to(compute, weight.device)) * scale;
-            var merged = (weight.to_type(compute) + delta).to_type(weight.dtype);
+            var merged = weight.to_type(compute).add(delta, OwnedScalars.One).to_type(weight.dtype);
             FiniteCheck.Tensor(merged, $"LoRA merge: the merged weight of {path}");
             weight.copy_(merged);
         }

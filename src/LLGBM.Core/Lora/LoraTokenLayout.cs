@@ -175,7 +175,7 @@ public sealed class LoraTokenLayout : IEquatable<LoraTokenLayout>
     {
         using var scope = NewDisposeScope();
         using var channels = Channels.ToScalar();
-        var channel = arange(channels, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var channel = arange(OwnedScalars.Zero, channels, OwnedScalars.One, dtype: ScalarType.Int64, device: device).unsqueeze(0);
         var counts = tensor(ValueCounts(), device: device).unsqueeze(1);
         using var chunkWidth = ChunkWidth.ToScalar();
         return ((channel < counts) | (channel >= chunkWidth)).MoveToOuterDisposeScope();

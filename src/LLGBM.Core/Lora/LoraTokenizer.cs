@@ -65,7 +65,7 @@ public sealed class LoraTokenizer
         // Padding is zero here, so the sum covers the real values only.
         var mean = where(constant, first, values.sum(-1, keepdim: true) / counts);
         var centred = (values - mean).masked_fill(padding, zero);
-        var variance = centred.square().sum(-1, keepdim: true) / counts;
+        var variance = centred.pow(OwnedScalars.Two).sum(-1, keepdim: true) / counts;
         var spread = variance.gt(zero);
         // The square root only ever sees positive numbers, so its gradient is finite for constant chunks too.
         var std = variance.masked_fill(spread.logical_not(), one).sqrt().masked_fill(spread.logical_not(), zero);
@@ -105,7 +105,7 @@ public sealed class LoraTokenizer
                 using var zero = 0.ToScalar();
                 values = values.masked_fill(Layout.Mask(grid.device).narrow(1, 0, width).logical_not(), zero);
             }
-            var restored = values * grid.narrow(-1, Layout.StdChannel, 1) + grid.narrow(-1, Layout.MeanChannel, 1);
+            var restored = (values * grid.narrow(-1, Layout.StdChannel, 1)).add(grid.narrow(-1, Layout.MeanChannel, 1), OwnedScalars.One);
             Tensor Factor(LoraTokenBlock block) =>
                 restored.narrow(-2, block.Offset, block.Tokens)
                     .reshape([.. lead, block.Rows, block.ChunksPerRow * width])

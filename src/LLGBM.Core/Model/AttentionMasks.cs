@@ -19,8 +19,8 @@ public static class AttentionMasks
         using var from = past.ToScalar();
         using var to = total.ToScalar();
         using var start = 0.ToScalar();
-        var queryPositions = arange(from, to, dtype: ScalarType.Int64, device: device).unsqueeze(1);
-        var keyPositions = arange(start, to, dtype: ScalarType.Int64, device: device).unsqueeze(0);
+        var queryPositions = arange(from, to, OwnedScalars.One, dtype: ScalarType.Int64, device: device).unsqueeze(1);
+        var keyPositions = arange(start, to, OwnedScalars.One, dtype: ScalarType.Int64, device: device).unsqueeze(0);
         var causal = keyPositions.le(queryPositions);
         var keyIsReal = paddingMask.to_type(ScalarType.Bool).unsqueeze(1).unsqueeze(1);
         var visible = causal.unsqueeze(0).unsqueeze(0).logical_and(keyIsReal);
@@ -53,7 +53,7 @@ public static class AttentionMasks
         var total = paddingMask.shape[1];
         var current = paddingMask[TensorIndex.Colon, TensorIndex.Slice(total - length)].to_type(ScalarType.Int64);
         using var end = length.ToScalar();
-        var positions = arange(end, dtype: ScalarType.Int64, device: paddingMask.device).unsqueeze(0);
+        var positions = arange(OwnedScalars.Zero, end, OwnedScalars.One, dtype: ScalarType.Int64, device: paddingMask.device).unsqueeze(0);
         return (current * positions).argmax(1).MoveToOuterDisposeScope();
     }
 

@@ -21,7 +21,7 @@ public static class AdapterNorm
         foreach (var module in set.Modules.Values)
         {
             var term = ModuleTerm(module).mean();
-            total = total is null ? term : total + term;
+            total = total is null ? term : total.add(term, OwnedScalars.One);
         }
         return (total ?? zeros(1).squeeze()).MoveToOuterDisposeScope();
     }
@@ -30,7 +30,7 @@ public static class AdapterNorm
     static Tensor ModuleTerm(LoraModule module)
     {
         if (module.Delta is { } delta)
-            return Float(delta).square().sum([-2, -1]);
+            return Float(delta).pow(OwnedScalars.Two).sum([-2, -1]);
         var a = Float(module.A!);
         var b = Float(module.B!);
         // trace(XY) = Σ X ⊙ Yᵀ, and AAᵀ is symmetric.

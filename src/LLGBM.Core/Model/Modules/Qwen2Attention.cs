@@ -89,7 +89,7 @@ public sealed class Qwen2Attention : nn.Module
         }
         else
         {
-            scores = scores + mask;
+            scores = scores.add(mask, OwnedScalars.One);
         }
         var probabilities = scores.to_type(ScalarType.Float32).softmax(-1).to_type(q.dtype);
         return probabilities.matmul(v);

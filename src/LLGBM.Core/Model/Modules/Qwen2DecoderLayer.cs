@@ -39,7 +39,7 @@ public sealed class Qwen2DecoderLayer : nn.Module
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? mask, KvCache? cache, AttentionImplementation implementation, Lora.LoraSet? lora = null)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, LayerIndex, implementation, lora);
-        return (h + mlp.Forward(post_attention_layernorm.forward(h), lora, LayerIndex)).MoveToOuterDisposeScope();
+        var h = x.add(self_attn.Forward(input_layernorm.forward(x), cos, sin, mask, cache, LayerIndex, implementation, lora), OwnedScalars.One);
+        return h.add(mlp.Forward(post_attention_layernorm.forward(h), lora, LayerIndex), OwnedScalars.One).MoveToOuterDisposeScope();
     }
 }

@@ -6,8 +6,9 @@ namespace LLGBM.Model.Modules;
 
 /// <summary>
 /// Qwen2 RMS norm: upcast to float32, x · rsqrt(mean(x²) + eps), cast back to the input dtype, then scale by
-/// <c>weight</c> (initialised to ones). x² is <c>square()</c> (libtorch's <c>pow(x, 2)</c>, without a scalar) and eps a
-/// <see cref="Scalar"/> the module owns: a temporary scalar per call could be finalized while libtorch still reads it.
+/// <c>weight</c> (initialised to ones). x² is <c>pow(x, 2)</c> and the sum <c>add(eps, 1)</c>, with eps a
+/// <see cref="Scalar"/> the module owns and 2 and 1 from <see cref="OwnedScalars"/>: a temporary scalar per call could
+/// be finalized while libtorch still reads it.
 /// </summary>
 public sealed class Qwen2RmsNorm : nn.Module<Tensor, Tensor>
 {
@@ -40,7 +41,7 @@ public sealed class Qwen2RmsNorm : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var x32 = x.to_type(ScalarType.Float32);
-        var normed = x32 * (x32.square().mean([-1L], keepdim: true) + eps).rsqrt();
+        var normed = x32 * x32.pow(OwnedScalars.Two).mean([-1L], keepdim: true).add(eps, OwnedScalars.One).rsqrt();
         return (weight * normed.to_type(x.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -81,6 +81,6 @@ public sealed class Qwen2RotaryEmbedding : nn.Module
         using var scope = NewDisposeScope();
         var c = cos.unsqueeze(1);
         var s = sin.unsqueeze(1);
-        return (x * c + RotateHalf(x) * s).MoveToOuterDisposeScope();
+        return (x * c).add(RotateHalf(x) * s, OwnedScalars.One).MoveToOuterDisposeScope();
     }
 }
