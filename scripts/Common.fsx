@@ -18,6 +18,7 @@ open Deedle
 open LLGBM
 open LLGBM.Generators
 open LLGBM.Training
+open LLGBM.Experiments
 
 // ---------------------------------------------------------------------------------------------------------------
 // Command line
@@ -26,7 +27,13 @@ open LLGBM.Training
 let arguments = fsi.CommandLineArgs |> Array.skip 1
 
 /// The results root (first argument, default `runs`).
-let runsRoot = arguments |> Array.tryItem 0 |> Option.defaultValue "runs"
+let runsRoot =
+    arguments
+    |> Array.tryItem 0
+    |> Option.defaultValue LLGBM.Experiments.RunsLayout.DefaultRoot
+
+/// The runs tree under `runsRoot`: every results path the scripts read.
+let layout = LLGBM.Experiments.RunsLayout(runsRoot)
 
 /// The output root (second argument, default `paper`).
 let outRoot = arguments |> Array.tryItem 1 |> Option.defaultValue "paper"
@@ -65,7 +72,7 @@ let lambdaDelta (run: Run) = run.Config.Delta.Value
 
 /// Every run under `root/generators` (directories holding a config.json, hidden ones skipped), ordered by name.
 let loadRuns (root: string) : Run list =
-    let dir = Path.Combine(root, "generators")
+    let dir = LLGBM.Experiments.RunsLayout(root).Generators
 
     if not (Directory.Exists dir) then
         fail $"{dir}: no generator runs (expected the directories RUNS/generators/<config>-seed<S>/)."
@@ -273,12 +280,7 @@ let writeText (path: string) (text: string) =
     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath path))
     |> ignore
 
-    AtomicFile.Write(
-        path,
-        fun stream ->
-            let bytes = UTF8Encoding(false).GetBytes(text)
-            stream.Write(bytes, 0, bytes.Length)
-    )
+    AtomicFile.WriteText(path, text)
 
     printfn "wrote %s" path
 

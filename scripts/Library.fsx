@@ -1,5 +1,5 @@
 // The library in F# interactive: `#load "scripts/Library.fsx"` (relative to your script) references the built
-// assemblies (TorchSharp, LLGBM.Core, LLGBM.Algebra) and makes TorchSharp load its native libraries from the build
+// assemblies (TorchSharp, LLGBM.Core, LLGBM.Algebra, LLGBM.Experiments) and makes TorchSharp load its native libraries from the build
 // output — the copies the build patched to load on Debian 12 and Ubuntu 22.04 (docs/older-linux.md) — instead of the
 // NuGet package's originals. Nothing native is loaded until the first tensor operation.
 //
@@ -9,5 +9,6 @@
 #r "TorchSharp.dll"
 #r "LLGBM.Core.dll"
 #r "LLGBM.Algebra.dll"
+#r "LLGBM.Experiments.dll"
 
 LLGBM.TorchNativeLibraries.UseBuildOutput()

@@ -9,7 +9,7 @@
 open System.IO
 open Common
 
-let benchFile = Path.Combine(runsRoot, "bench", "generator.json")
+let benchFile = layout.Bench "generator"
 
 if not (File.Exists benchFile) then
     fail $"{benchFile}: no generator benchmark; run llgbm bench generator --json > {benchFile} (llgbm pipeline does)."

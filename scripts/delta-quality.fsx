@@ -15,7 +15,7 @@ open Deedle
 open XPlot.Plotly
 open Common
 
-let qualityFile = Path.Combine(runsRoot, "eval", "delta-quality.json")
+let qualityFile = layout.Study "delta-quality"
 let number (node: JsonNode) = node.GetValue<float>()
 let text (node: JsonNode) = node.GetValue<string>()
 

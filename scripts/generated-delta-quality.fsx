@@ -13,8 +13,8 @@ open System.IO
 open System.Text.Json.Nodes
 open Common
 
-let resultsFile = Path.Combine(runsRoot, "eval", "generated-deltas.json")
-let teacherFile = Path.Combine(runsRoot, "eval", "delta-quality.json")
+let resultsFile = layout.Study "generated-deltas"
+let teacherFile = layout.Study "delta-quality"
 let number (node: JsonNode) = node.GetValue<float>()
 let text (node: JsonNode) = node.GetValue<string>()
 let integer (node: JsonNode) = node.GetValue<int>()

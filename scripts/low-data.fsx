@@ -12,14 +12,15 @@ open System.IO
 open System.Text.Json.Nodes
 open LLGBM.Generators
 open Common
+open LLGBM.Experiments
 
-let lowDataDir = Path.Combine(runsRoot, "generators", "low-data")
+let lowDataDir = layout.LowData
 
 if not (Directory.Exists lowDataDir) then
     fail
         $"{lowDataDir}: no low-data runs; train them with llgbm generator train --train-fraction F --out {lowDataDir}/NAME (llgbm pipeline does)."
 
-let suiteFile = Path.Combine(runsRoot, "suite", "suite.json")
+let suiteFile = layout.SuiteManifest
 
 let lowData =
     Directory.GetDirectories lowDataDir
@@ -38,7 +39,7 @@ let baseConfig =
     name.Substring(0, name.IndexOf "-seed")
 
 let fullData =
-    Path.Combine(runsRoot, "generators", $"{baseConfig}-seed0")
+    layout.Generator $"{baseConfig}-seed0"
     |> fun d ->
         if File.Exists(Path.Combine(d, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile)) then
             [ d ]

@@ -14,7 +14,7 @@ open System.Text.Json.Nodes
 open XPlot.Plotly
 open Common
 
-let dir = Path.Combine(runsRoot, "mixtures")
+let dir = layout.Mixtures
 
 let results =
     if Directory.Exists dir then

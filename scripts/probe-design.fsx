@@ -11,7 +11,7 @@ open System.IO
 open System.Text.Json.Nodes
 open Common
 
-let resultsFile = Path.Combine(runsRoot, "eval", "probe-design.json")
+let resultsFile = layout.Study "probe-design"
 let number (node: JsonNode) = node.GetValue<float>()
 let text (node: JsonNode) = node.GetValue<string>()
 let integer (node: JsonNode) = node.GetValue<int>()

@@ -20,19 +20,18 @@ let arg i fallback =
     | Some a -> a
     | None -> fallback
 
-let runs = arg 1 "runs"
+let layout = LLGBM.Experiments.RunsLayout(arg 1 LLGBM.Experiments.RunsLayout.DefaultRoot)
 let task = arg 2 "reverse"
 let output = arg 3 (Path.Combine("paper", $"retrieval-merge-{task}.md"))
-let at = fun name -> Path.Combine(runs, name)
 
 // The pool: every cached teacher delta but the held-out task's.
 let pool =
-    DeltaCache.Load(at "deltas", at "base-tiny", ProbeSet.Generic(), DeltaSpec.Default)
-    |> RetrieveMerge.poolOf (at "teachers")
+    DeltaCache.Load(layout.Deltas, layout.Base, ProbeSet.Generic(), DeltaSpec.Default)
+    |> RetrieveMerge.poolOf layout.Teachers
     |> Array.filter (fun p -> p.Task <> task)
 
 let suite =
-    TaskSuite.LoadAll(at "suite") |> Seq.map (fun t -> t.Spec.Name, t) |> dict
+    TaskSuite.LoadAll(layout.Suite) |> Seq.map (fun t -> t.Spec.Name, t) |> dict
 
 // δ̂ = the delta of the nearest training condition (a prompt batch with answers) under the n-gram embedding.
 let library =
@@ -44,8 +43,8 @@ let library =
 let predict =
     RetrieveMerge.nearestConditionPredictor NearestCondition.defaultEmbedding library
 
-let model = Qwen2Checkpoint.Load(at "base-tiny")
-let tokenizer = LLGBM.Text.Tokenizers.Load(at "base-tiny")
+let model = Qwen2Checkpoint.Load(layout.Base)
+let tokenizer = LLGBM.Text.Tokenizers.Load(layout.Base)
 
 let evaluate =
     RetrieveMerge.evaluator model tokenizer suite[task] (EvaluationOptions(Limit = 100))

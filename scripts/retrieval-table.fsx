@@ -11,7 +11,7 @@ open System.IO
 open System.Text.Json.Nodes
 open Common
 
-let dir = Path.Combine(runsRoot, "retrieval")
+let dir = layout.RetrievalFolder
 
 /// The results by k: (k, [(file, result)]), k ascending.
 let byK =

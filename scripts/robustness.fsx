@@ -11,7 +11,7 @@
 open System.IO
 open Common
 
-let file = Path.Combine(runsRoot, "robustness", "robustness.json")
+let file = layout.Robustness
 
 if not (File.Exists file) then
     fail

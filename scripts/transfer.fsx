@@ -13,10 +13,10 @@
 open System.IO
 open LLGBM.Generators
 open Common
+open LLGBM.Experiments
 
-let dir = Path.Combine(runsRoot, "transfer")
-let meaningFile = Path.Combine(dir, "meaning.json")
-let activationFile = Path.Combine(dir, "activation.json")
+let meaningFile = layout.TransferResults "meaning"
+let activationFile = layout.TransferResults "activation"
 
 for file in [ meaningFile; activationFile ] do
     if not (File.Exists file) then
@@ -36,7 +36,7 @@ if not meaning.Composable then
 
 /// The final evaluation of a run of the stage (RUNS/transfer/runs/NAME), when it finished.
 let runResults (name: string) =
-    let path = Path.Combine(dir, "runs", name, "results", GeneratorRun.HeldOutFile)
+    let path = Path.Combine(layout.TransferRun name, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile)
 
     if File.Exists path then
         Some(GeneratorRun.ReadResults path)

@@ -355,14 +355,14 @@ type Experiment = {
     Device: torch.Device
 } with
 
-    /// The experiment on the default run layout under `runs` (base-tiny, suite, teachers, deltas; the generic probes
-    /// and the default spec) for the held-out `task`: K = 8 prompts with answers, 3 conditions, 4 library conditions
-    /// per training task, seed 0, 100 test examples, on the CPU.
-    static member Under(runs: string, task: string) = {
-        BaseDir = Path.Combine(runs, "base-tiny")
-        TasksDir = Path.Combine(runs, "suite")
-        TeachersDir = Path.Combine(runs, "teachers")
-        DeltasDir = Path.Combine(runs, "deltas")
+    /// The experiment on the given base model, suite, teacher pool and delta cache (the generic probes and the
+    /// default spec) for the held-out `task`: K = 8 prompts with answers, 3 conditions, 4 library conditions per
+    /// training task, seed 0, 100 test examples, on the CPU. `RunsLayout` names the pipeline's folders.
+    static member Of(baseDir: string, tasksDir: string, teachersDir: string, deltasDir: string, task: string) = {
+        BaseDir = baseDir
+        TasksDir = tasksDir
+        TeachersDir = teachersDir
+        DeltasDir = deltasDir
         Probes = ProbeSet.Generic()
         Spec = DeltaSpec.Default
         Task = task

@@ -6,11 +6,15 @@ namespace LLGBM.Cli;
 /// <summary>The <c>llgbm</c> command tree (also used in-process by tests and scripts).</summary>
 public static class LlgbmCommand
 {
+    static readonly LLGBM.Experiments.RunsLayout Layout = LLGBM.Experiments.RunsLayout.Default;
+
     /// <summary>Creates the root command with every subcommand; floating-point options refuse NaN and ±infinity.</summary>
     public static RootCommand Create()
     {
         var root = new RootCommand(
-            "LLGBM: behaviour-supervised LoRA generation for Qwen2-family models. Run a command with --help for its options.");
+            "LLGBM: behaviour-supervised LoRA generation for Qwen2-family models. Run a command with --help for its options. " +
+            $"Inputs and outputs default to the runs tree that `llgbm pipeline` writes ({Layout.Suite}, {Layout.Base}, {Layout.Teachers}, " +
+            $"{Layout.Deltas}, {Layout.Encodings}, {Layout.Generator("RUN")}, …; LLGBM.Experiments.RunsLayout).");
         root.Subcommands.Add(BaseCommand.Create());
         root.Subcommands.Add(ForwardCommand.Create());
         root.Subcommands.Add(DeltaCommand.Create());

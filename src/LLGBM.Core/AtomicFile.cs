@@ -43,4 +43,12 @@ public static class AtomicFile
             throw;
         }
     }
+
+    /// <summary>Writes <paramref name="text"/> to <paramref name="path"/> (UTF-8 without a byte-order mark) atomically.</summary>
+    public static void WriteText(string path, string text) =>
+        Write(path, stream =>
+        {
+            using var writer = new StreamWriter(stream, leaveOpen: true);
+            writer.Write(text);
+        });
 }

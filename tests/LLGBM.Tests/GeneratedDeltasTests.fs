@@ -13,6 +13,7 @@ open LLGBM.Generators
 open LLGBM.Tasks
 open LLGBM.Text
 open LLGBM.Tests.TestModels
+open LLGBM.Experiments
 
 /// Character statistics as a stand-in encoder (24 features).
 let private encoding = TestPools.characterEncoding

@@ -14,6 +14,7 @@ open LLGBM.Tasks.Synthetic
 open LLGBM.Teachers
 open LLGBM.Tests.TestCli
 open LLGBM.Tests.TestModels
+open LLGBM.Experiments
 
 /// A tiny base (random weights), a small suite and teachers for upper, add-2 (training) and reverse (held out).
 let private fixture =

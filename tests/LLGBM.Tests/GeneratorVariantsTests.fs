@@ -8,6 +8,7 @@ open LLGBM.Checkpoints
 open LLGBM.Generators
 open LLGBM.Lora
 open LLGBM.Tests.TestModels
+open LLGBM.Experiments
 
 let private lora =
     LoraConfig(Rank = 2, Alpha = 4.0, TargetModules = [| "q_proj"; "v_proj"; "down_proj" |])

@@ -13,6 +13,7 @@ open LLGBM.Tasks
 open LLGBM.Teachers
 open LLGBM.Tests.TestCli
 open LLGBM.Tests.TestModels
+open LLGBM.Experiments
 
 let private utf8 (text: string) = Encoding.UTF8.GetBytes text
 

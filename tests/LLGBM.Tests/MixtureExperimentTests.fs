@@ -4,7 +4,7 @@ open System
 open System.IO
 open System.Text.Json
 open Expecto
-open LLGBM.Cli.Mixtures
+open LLGBM.Experiments
 open LLGBM.Cli.Pipeline
 open LLGBM.Tasks
 open LLGBM.Tasks.Synthetic

@@ -13,6 +13,7 @@ open LLGBM.Tasks
 open LLGBM.Tasks.Synthetic
 open LLGBM.Tests.TestCli
 open LLGBM.Tests.TestModels
+open LLGBM.Experiments
 
 /// FNV-1a over the UTF-16 code units, written out independently of the library.
 let private fnv (text: string) =

@@ -40,6 +40,8 @@ let hotFolders = [
     "src/LLGBM.Core/Text"
     "src/LLGBM.Core/Checkpoints"
     "src/LLGBM.Cli/Benchmarks"
+    "src/LLGBM.Experiments/Generators"
+    "src/LLGBM.Experiments/Mixtures"
 ]
 
 /// Files under the hot folders that may keep an implicit scalar, each with the reason it runs once, not in a loop.
@@ -394,6 +396,14 @@ let tests =
                 projectFindings "src/LLGBM.Core" "LLGBM.Core" OutputKind.DynamicallyLinkedLibrary
 
             Expect.isGreaterThan checkedFiles 50 "the hot folders hold the model, LoRA, delta and generator code"
+            Expect.isEmpty found (String.Join("\n", found))
+        }
+
+        test "No unowned scalar made from a number in the experiments' generator runs and mixtures" {
+            let found, checkedFiles =
+                projectFindings "src/LLGBM.Experiments" "LLGBM.Experiments" OutputKind.DynamicallyLinkedLibrary
+
+            Expect.isGreaterThan checkedFiles 5 "the generator runs and mixtures are checked"
             Expect.isEmpty found (String.Join("\n", found))
         }
 

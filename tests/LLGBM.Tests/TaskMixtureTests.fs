@@ -3,7 +3,7 @@ module LLGBM.Tests.TaskMixtureTests
 open System.IO
 open Expecto
 open LLGBM
-open LLGBM.Cli.Mixtures
+open LLGBM.Experiments
 open LLGBM.Tasks
 open LLGBM.Tests.TestCli
 open LLGBM.Tests.TestModels

@@ -13,6 +13,7 @@ open LLGBM.Lora
 open LLGBM.Model
 open LLGBM.Tests.TestCli
 open LLGBM.Tests.TestModels
+open LLGBM.Experiments
 
 let private lora =
     LoraConfig(Rank = 2, Alpha = 4.0, TargetModules = [| "q_proj"; "v_proj"; "down_proj" |])

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LLGBM.Experiments;
 using LLGBM.Generators;
 using LLGBM.Teachers;
 using static TorchSharp.torch;
@@ -62,9 +63,9 @@ public static class GeneratorBenchmark
             generate, encodeAndGenerate, teacherSeconds, teacherSeconds / encodeAndGenerate);
     }
 
-    static (double Generate, double EncodeAndGenerate) TimeGeneration(ILoraGenerator generator, GeneratorData data, ConditionEncoding encoding, GeneratorConfig config, Device? device)
+    static (double Generate, double EncodeAndGenerate) TimeGeneration(LoraGenerator generator, GeneratorData data, ConditionEncoding encoding, GeneratorConfig config, Device? device)
     {
-        generator.SetTraining(false);
+        generator.eval();
         var task = data.TrainTasks[0].Spec.Name;
         var texts = data.Conditions.Texts(task).Take(config.ConditionPrompts).ToList();
         var generateTimes = new List<double>();

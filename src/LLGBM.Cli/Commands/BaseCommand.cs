@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LLGBM.Checkpoints;
+using LLGBM.Experiments;
 using LLGBM.Model;
 using Spectre.Console;
 
@@ -52,7 +53,7 @@ public static class BaseCommand
     static Command CreatePretrain()
     {
         var preset = new Option<string>("--preset") { Description = "Architecture (tiny is the embedded base model).", DefaultValueFactory = _ => "tiny" };
-        var output = new Option<string>("--out") { Description = "Checkpoint directory to write (reused when it holds the same recipe).", DefaultValueFactory = _ => "runs/base-tiny" };
+        var output = new Option<string>("--out") { Description = "Checkpoint directory to write (reused when it holds the same recipe).", DefaultValueFactory = _ => RunsLayout.Default.Base };
         var steps = new Option<int?>("--steps") { Description = "Optimiser steps (default: the recipe's)." };
         var seed = new Option<long>("--seed") { Description = "Seed of the initialisation, the example order and the synthetic suite.", DefaultValueFactory = _ => 0 };
         var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples per task and format in the final evaluation.", DefaultValueFactory = _ => 100 };

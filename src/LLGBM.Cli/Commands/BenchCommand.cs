@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Text.Json;
 using LLGBM.Checkpoints;
 using LLGBM.Cli.Benchmarks;
+using LLGBM.Conditioning;
+using LLGBM.Experiments;
 using LLGBM.Generators;
 using LLGBM.Model;
 using Spectre.Console;
@@ -51,7 +53,7 @@ public static class BenchCommand
             DefaultValueFactory = _ => ["configs/dnd-weight.json", "configs/multitask.json"],
             AllowMultipleArgumentsPerToken = true,
         };
-        var runs = new Option<string>("--runs") { Description = "Where the inputs live (base-tiny, suite, teachers, deltas, encodings).", DefaultValueFactory = _ => "runs" };
+        var runs = new Option<string>("--runs") { Description = "Where the inputs live (base-tiny, suite, teachers, deltas, encodings).", DefaultValueFactory = _ => RunsLayout.DefaultRoot };
         var steps = new Option<int>("--steps") { Description = "Timed steps per config.", DefaultValueFactory = _ => 20 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first.", DefaultValueFactory = _ => 3 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
@@ -65,16 +67,16 @@ public static class BenchCommand
         CommandAction.Set(command, parse =>
         {
             var loaded = parse.GetValue(configs)!.Select(GeneratorConfig.Load).ToList();
-            var root = parse.GetValue(runs)!;
-            var inputs = GeneratorInputs.Default(root);
+            var layout = new RunsLayout(parse.GetValue(runs)!);
+            var inputs = layout.GeneratorInputs;
             var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
             var err = CommandAction.Err(parse);
-            using var encoder = GeneratorCommand.OpenEncoder(loaded[0].Encoder, inputs.Base, loaded[0].Seed, Path.Combine(root, "encodings"), torchDevice);
+            using var encoder = SentenceEncoders.OpenCached(loaded[0].Encoder, inputs.Base, loaded[0].Seed, layout.Encodings, torchDevice);
             var result = Benchmarks.GeneratorBenchmark.Run(loaded, inputs, ConditionEncoding.From(encoder), parse.GetValue(warmup), parse.GetValue(steps), line => err.WriteLine($"[bench] {line}"), torchDevice);
             var output = CommandAction.Out(parse);
             if (parse.GetValue(json))
             {
-                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, new System.Text.Json.JsonSerializerOptions { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower }));
+                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, LlgbmJson.Line));
                 return 0;
             }
             var table = new Spectre.Console.Table().AddColumns("config", "ms per step", $"× {result.Configs[0]}");
@@ -138,7 +140,7 @@ public static class BenchCommand
             var result = ForwardBenchmark.Run(settings, line => CommandAction.Err(parse).WriteLine($"[bench] {line}"));
             if (parse.GetValue(json))
             {
-                CommandAction.Out(parse).WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+                CommandAction.Out(parse).WriteLine(JsonSerializer.Serialize(result, LlgbmJson.Options));
                 return 0;
             }
             var table = new Table().AddColumns("measure", "value");
@@ -196,7 +198,7 @@ public static class BenchCommand
             var result = DeltaBenchmark.Run(settings, line => CommandAction.Err(parse).WriteLine($"[bench] {line}"));
             if (parse.GetValue(json))
             {
-                CommandAction.Out(parse).WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+                CommandAction.Out(parse).WriteLine(JsonSerializer.Serialize(result, LlgbmJson.Options));
                 return 0;
             }
             var table = new Table().AddColumns("measure", "value");

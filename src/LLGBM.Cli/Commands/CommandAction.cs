@@ -40,4 +40,22 @@ public static class CommandAction
             console.Profile.Width = 160;
         console.Write(renderable);
     }
+
+    /// <summary>
+    /// The ending of every command that produces a result: <paramref name="json"/> (one JSON document) goes to the
+    /// <c>--output</c> file, if given, atomically and with a final newline; then to standard output with
+    /// <c>--json</c>, or else <paramref name="writeTable"/> writes the readable form.
+    /// </summary>
+    public static int WriteResult(
+        ParseResult parse, Option<string?> output, Option<bool> jsonOption, string json, Action<TextWriter> writeTable)
+    {
+        if (parse.GetValue(output) is { } path)
+            AtomicFile.WriteText(path, json + "\n");
+        var o = Out(parse);
+        if (parse.GetValue(jsonOption))
+            o.WriteLine(json);
+        else
+            writeTable(o);
+        return 0;
+    }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LLGBM.Delta;
+using LLGBM.Experiments;
 using Spectre.Console;
 
 namespace LLGBM.Cli.Commands;
@@ -18,9 +19,9 @@ public static class DeltasCommand
 
     static Command CreateCompute()
     {
-        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => "runs/base-tiny" };
-        var teachers = new Option<string>("--teachers") { Description = "The teacher pool's directory (with its manifest.json).", DefaultValueFactory = _ => "runs/teachers" };
-        var output = new Option<string>("--out") { Description = "The cache directory.", DefaultValueFactory = _ => "runs/deltas" };
+        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => RunsLayout.Default.Base };
+        var teachers = new Option<string>("--teachers") { Description = "The teacher pool's directory (with its manifest.json).", DefaultValueFactory = _ => RunsLayout.Default.Teachers };
+        var output = new Option<string>("--out") { Description = "The cache directory.", DefaultValueFactory = _ => RunsLayout.Default.Deltas };
         var measureOptions = new DeltaMeasureOptions();
         var shard = new Option<string>("--shard") { Description = "i/n: compute only shard i (0-based) of n of the adapters, dealt round-robin.", DefaultValueFactory = _ => "0/1" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };

@@ -35,11 +35,6 @@ public static class EvalDeltasCommand
     /// </summary>
     public const string PromptsName = "prompts-base-hidden-mean";
 
-    static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-    };
 
     /// <summary>The JSON written by the command.</summary>
     /// <param name="Base">The base checkpoint directory.</param>
@@ -120,20 +115,8 @@ public static class EvalDeltasCommand
                 fromCache, embeddings.Count - fromCache,
                 new Dictionary<string, double> { [DeltaName] = PublishedDeltaSilhouette, [WeightsName] = PublishedWeightSilhouette },
                 report, Pca(embeddings));
-            var text = JsonSerializer.Serialize(result, JsonOptions);
-            if (parse.GetValue(output) is { } path)
-                AtomicFile.Write(path, stream =>
-                {
-                    using var writer = new StreamWriter(stream, leaveOpen: true);
-                    writer.Write(text);
-                    writer.Write('\n');
-                });
-            var o = CommandAction.Out(parse);
-            if (parse.GetValue(json))
-                o.WriteLine(text);
-            else
-                WriteTables(o, result);
-            return 0;
+            var text = JsonSerializer.Serialize(result, LlgbmJson.Options);
+            return CommandAction.WriteResult(parse, output, json, text, o => WriteTables(o, result));
         });
         return command;
     }

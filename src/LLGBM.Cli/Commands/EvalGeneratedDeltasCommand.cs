@@ -2,7 +2,9 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using LLGBM.Algebra;
+using LLGBM.Conditioning;
 using LLGBM.Delta;
+using LLGBM.Experiments;
 using LLGBM.Generators;
 using LLGBM.Tasks;
 using Spectre.Console;
@@ -16,11 +18,6 @@ namespace LLGBM.Cli.Commands;
 /// </summary>
 public static class EvalGeneratedDeltasCommand
 {
-    static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-    };
 
     /// <summary>The teacher match of one subset of a run's generated adapters.</summary>
     /// <param name="Subset"><c>all</c>, <c>train</c> (tasks the run trained on) or <c>test</c> (held-out tasks).</param>
@@ -91,7 +88,7 @@ public static class EvalGeneratedDeltasCommand
                 {
                     var config = GeneratorConfig.Load(Path.Combine(runDir, GeneratorRun.ConfigFile));
                     if (!encoders.TryGetValue((config.Encoder, config.Seed), out var encoder))
-                        encoders[(config.Encoder, config.Seed)] = encoder = GeneratorCommand.OpenEncoder(config.Encoder, baseDir, config.Seed, cacheDir, torchDevice);
+                        encoders[(config.Encoder, config.Seed)] = encoder = SentenceEncoders.OpenCached(config.Encoder, baseDir, config.Seed, cacheDir, torchDevice);
                     var set = embedder.Embed(runDir, suite, ConditionEncoding.From(encoder), parse.GetValue(batches), parse.GetValue(seed), line => err.WriteLine($"[generated deltas] {line}"));
                     results.Add(Evaluate(set, embedder, mixtures));
                 }
@@ -103,20 +100,8 @@ public static class EvalGeneratedDeltasCommand
             }
             var result = new Output(
                 baseDir, poolDir, tasksDir, embedder.Probes.Name, embedder.Spec.Key(), parse.GetValue(batches), parse.GetValue(seed), results);
-            var text = JsonSerializer.Serialize(result, JsonOptions);
-            if (parse.GetValue(output) is { } path)
-                AtomicFile.Write(path, stream =>
-                {
-                    using var writer = new StreamWriter(stream, leaveOpen: true);
-                    writer.Write(text);
-                    writer.Write('\n');
-                });
-            var o = CommandAction.Out(parse);
-            if (parse.GetValue(json))
-                o.WriteLine(text);
-            else
-                WriteTables(o, result);
-            return 0;
+            var text = JsonSerializer.Serialize(result, LlgbmJson.Options);
+            return CommandAction.WriteResult(parse, output, json, text, o => WriteTables(o, result));
         });
         return command;
     }

@@ -15,11 +15,6 @@ namespace LLGBM.Cli.Commands;
 /// </summary>
 public static class EvalProbeDesignCommand
 {
-    static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-    };
 
     /// <summary>The quality and cost of one variant.</summary>
     /// <param name="Name">The variant's name.</param>
@@ -87,20 +82,8 @@ public static class EvalProbeDesignCommand
             var result = new Output(
                 baseDir, poolDir, tasksDir, parse.GetValue(checkpoints), adapters.Count, adapters.Select(a => a.Checkpoint.Task).Distinct().Count(),
                 [.. deltas.Select(d => Evaluate(adapters, d, mixtures))]);
-            var text = JsonSerializer.Serialize(result, JsonOptions);
-            if (parse.GetValue(output) is { } path)
-                AtomicFile.Write(path, stream =>
-                {
-                    using var writer = new StreamWriter(stream, leaveOpen: true);
-                    writer.Write(text);
-                    writer.Write('\n');
-                });
-            var o = CommandAction.Out(parse);
-            if (parse.GetValue(json))
-                o.WriteLine(text);
-            else
-                WriteTable(o, result);
-            return 0;
+            var text = JsonSerializer.Serialize(result, LlgbmJson.Options);
+            return CommandAction.WriteResult(parse, output, json, text, o => WriteTable(o, result));
         });
         return command;
     }

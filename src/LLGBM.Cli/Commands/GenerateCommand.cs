@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LLGBM.Checkpoints;
+using LLGBM.Conditioning;
+using LLGBM.Experiments;
 using LLGBM.Generators;
 using LLGBM.Lora;
 using LLGBM.Tasks;
@@ -37,7 +39,7 @@ public static class GenerateCommand
             var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
             var modelConfig = Qwen2ConfigOf(info.Inputs.Base);
             var cacheDir = parse.GetValue(encodings) ?? Path.Combine(Path.GetTempPath(), "llgbm-encodings");
-            using var encoder = GeneratorCommand.OpenEncoder(config.Encoder, info.Inputs.Base, config.Seed, cacheDir, torchDevice);
+            using var encoder = SentenceEncoders.OpenCached(config.Encoder, info.Inputs.Base, config.Seed, cacheDir, torchDevice);
             if (encoder.Identity != info.Encoder)
                 throw new LlgbmException($"{runDir}: the run was trained with encoder {info.Encoder}, but {encoder.Identity} is what is available here.");
             using var gen = GeneratorRun.LoadGenerator(runDir, modelConfig, parse.GetValue(step), torchDevice);

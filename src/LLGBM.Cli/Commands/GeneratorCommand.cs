@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LLGBM.Conditioning;
+using LLGBM.Experiments;
 using LLGBM.Generators;
 using Spectre.Console;
 
@@ -40,14 +41,13 @@ public static class GeneratorCommand
             var decoderConfig = GeneratorConfig.Load(Path.Combine(decoderRun, GeneratorRun.ConfigFile));
             var info = GeneratorRun.ReadRunFile(decoderRun);
             var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
-            var runs = Path.GetDirectoryName(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(decoderRun))))!;
-            var cache = parse.GetValue(encodings) ?? Path.Combine(runs, "encodings");
+            var cache = parse.GetValue(encodings) ?? RunsLayout.OfGeneratorRun(decoderRun).Encodings;
             ISentenceEncoder? encoder = null;
             var err = CommandAction.Err(parse);
             try
             {
                 var result = GeneratorTransfer.Evaluate(parse.GetValue(predictor)!, decoderRun,
-                    () => ConditionEncoding.From(encoder = OpenEncoder(decoderConfig.Encoder, info.Inputs.Base, decoderConfig.Seed, cache, torchDevice)),
+                    () => ConditionEncoding.From(encoder = SentenceEncoders.OpenCached(decoderConfig.Encoder, info.Inputs.Base, decoderConfig.Seed, cache, torchDevice)),
                     line => err.WriteLine($"[transfer] {line}"), torchDevice);
                 if (!result.Composable && !parse.GetValue(allow))
                     throw new LlgbmException($"--predictor {result.Predictor} cannot drive --decoder {result.Decoder}: {result.Reason}");
@@ -85,9 +85,8 @@ public static class GeneratorCommand
             var config = GeneratorConfig.Load(Path.Combine(runDir, GeneratorRun.ConfigFile));
             var info = GeneratorRun.ReadRunFile(runDir);
             var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
-            var runs = Path.GetDirectoryName(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(runDir))))!;
-            var cache = parse.GetValue(encodings) ?? Path.Combine(runs, "encodings");
-            using var encoder = OpenEncoder(config.Encoder, info.Inputs.Base, config.Seed, cache, torchDevice);
+            var cache = parse.GetValue(encodings) ?? RunsLayout.OfGeneratorRun(runDir).Encodings;
+            using var encoder = SentenceEncoders.OpenCached(config.Encoder, info.Inputs.Base, config.Seed, cache, torchDevice);
             var err = CommandAction.Err(parse);
             var result = GeneratorRun.Reevaluate(runDir, ConditionEncoding.From(encoder), line => err.WriteLine($"[generator] {line}"), torchDevice);
             PrintResults(CommandAction.Out(parse), result);
@@ -100,7 +99,7 @@ public static class GeneratorCommand
     {
         var config = new Option<string>("--config") { Description = "The experiment's config file (see configs/*.json).", Required = true };
         var output = new Option<string?>("--out") { Description = "The run directory (default: runs/generators/NAME, with -seedS, -ldX, -fracF and -ckptN suffixes for overrides)." };
-        var runs = new Option<string>("--runs") { Description = "Where the inputs live by default (base-tiny, suite, teachers, deltas).", DefaultValueFactory = _ => "runs" };
+        var runs = new Option<string>("--runs") { Description = "Where the inputs live by default (base-tiny, suite, teachers, deltas).", DefaultValueFactory = _ => RunsLayout.DefaultRoot };
         var baseModel = new Option<string?>("--base") { Description = "Base checkpoint directory (default: RUNS/base-tiny)." };
         var tasks = new Option<string?>("--tasks") { Description = "Task suite root (default: RUNS/suite)." };
         var teachers = new Option<string?>("--teachers") { Description = "Teacher pool (default: RUNS/teachers)." };
@@ -151,17 +150,17 @@ public static class GeneratorCommand
                 name += $"-ckpt{c}";
             }
             loaded = (loaded with { Name = name }).Validate();
-            var root = parse.GetValue(runs)!;
-            var defaults = GeneratorInputs.Default(root);
+            var layout = new RunsLayout(parse.GetValue(runs)!);
+            var defaults = layout.GeneratorInputs;
             var inputs = new GeneratorInputs(
                 parse.GetValue(baseModel) ?? defaults.Base,
                 parse.GetValue(tasks) ?? defaults.Tasks,
                 parse.GetValue(teachers) ?? defaults.Teachers,
                 parse.GetValue(deltas) ?? defaults.Deltas);
-            var runDir = parse.GetValue(output) ?? Path.Combine(root, "generators", name);
+            var runDir = parse.GetValue(output) ?? layout.Generator(name);
             var err = CommandAction.Err(parse);
             var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
-            using var sentenceEncoder = OpenEncoder(loaded.Encoder, inputs.Base, loaded.Seed, parse.GetValue(encodings) ?? Path.Combine(root, "encodings"), torchDevice);
+            using var sentenceEncoder = SentenceEncoders.OpenCached(loaded.Encoder, inputs.Base, loaded.Seed, parse.GetValue(encodings) ?? layout.Encodings, torchDevice);
             err.WriteLine($"[generator] {runDir}: {loaded.Architecture}, λ_w {loaded.Weight.Value}, λ_δ {loaded.Delta.Value}, λ_kl {loaded.Kl.Value}, λ_n {loaded.Norm.Value}, encoder {sentenceEncoder.Identity}");
             var result = GeneratorRun.Train(loaded, inputs, runDir, ConditionEncoding.From(sentenceEncoder), line => err.WriteLine($"[generator] {line}"), torchDevice);
             PrintResults(CommandAction.Out(parse), result);
@@ -170,10 +169,6 @@ public static class GeneratorCommand
         });
         return command;
     }
-
-    /// <summary>The named encoder behind the encoding cache in <paramref name="cacheDir"/>.</summary>
-    public static ISentenceEncoder OpenEncoder(string name, string baseDir, long seed, string cacheDir, TorchSharp.torch.Device? device) =>
-        new CachedSentenceEncoder(SentenceEncoders.Create(name, baseDir, seed, device), new EncodingCache(cacheDir));
 
     /// <summary>Prints the held-out table: per task, each method's accuracy (mean ± std over conditions) and delta cosine.</summary>
     public static void PrintResults(TextWriter output, GeneratorEvaluation result)

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using LLGBM.Conditioning;
+using LLGBM.Experiments;
 using LLGBM.Generators;
 using LLGBM.Tasks.Synthetic;
 using Spectre.Console;
@@ -33,8 +35,8 @@ public static class GeneratorRobustnessCommand
                 var runDir = dirs[i];
                 var config = GeneratorConfig.Load(Path.Combine(runDir, GeneratorRun.ConfigFile));
                 var info = GeneratorRun.ReadRunFile(runDir);
-                var root = Path.GetDirectoryName(Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(runDir))))!;
-                using var encoder = GeneratorCommand.OpenEncoder(config.Encoder, info.Inputs.Base, config.Seed, parse.GetValue(encodings) ?? Path.Combine(root, "encodings"), torchDevice);
+                var cache = parse.GetValue(encodings) ?? RunsLayout.OfGeneratorRun(runDir).Encodings;
+                using var encoder = SentenceEncoders.OpenCached(config.Encoder, info.Inputs.Base, config.Seed, cache, torchDevice);
                 err.WriteLine($"[robustness] {i + 1}/{dirs.Length} {runDir}");
                 results.AddRange(RobustnessEvaluator.EvaluateRun(runDir, ConditionEncoding.From(encoder), transforms, line => err.WriteLine($"[robustness] {line}"), torchDevice));
             }

@@ -4,7 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using LLGBM.Algebra;
-using LLGBM.Cli.Mixtures;
+using LLGBM.Experiments;
 using Spectre.Console;
 
 namespace LLGBM.Cli.Commands;
@@ -19,16 +19,16 @@ public static class MixtureCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => "runs/base-tiny" };
-        var tasks = new Option<string>("--tasks") { Description = "The suite root holding the component tasks.", DefaultValueFactory = _ => "runs/suite" };
-        var teachers = new Option<string>("--teachers") { Description = "The teacher pool of the component tasks.", DefaultValueFactory = _ => "runs/teachers" };
-        var deltas = new Option<string>("--deltas") { Description = "The pool's delta cache (generic probes, default spec).", DefaultValueFactory = _ => "runs/deltas" };
-        var mixtureTasks = new Option<string>("--mixture-tasks") { Description = "The root holding the mixture's task directory (llgbm tasks mix).", DefaultValueFactory = _ => "runs/mixtures/tasks" };
-        var mixtureTeachers = new Option<string>("--mixture-teachers") { Description = "The pool holding the mixture's teacher (llgbm teachers train --tasks MIXTURE-TASKS --task NAME).", DefaultValueFactory = _ => "runs/mixtures/teachers" };
+        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => RunsLayout.Default.Base };
+        var tasks = new Option<string>("--tasks") { Description = "The suite root holding the component tasks.", DefaultValueFactory = _ => RunsLayout.Default.Suite };
+        var teachers = new Option<string>("--teachers") { Description = "The teacher pool of the component tasks.", DefaultValueFactory = _ => RunsLayout.Default.Teachers };
+        var deltas = new Option<string>("--deltas") { Description = "The pool's delta cache (generic probes, default spec).", DefaultValueFactory = _ => RunsLayout.Default.Deltas };
+        var mixtureTasks = new Option<string>("--mixture-tasks") { Description = "The root holding the mixture's task directory (llgbm tasks mix).", DefaultValueFactory = _ => RunsLayout.Default.MixtureTasks };
+        var mixtureTeachers = new Option<string>("--mixture-teachers") { Description = "The pool holding the mixture's teacher (llgbm teachers train --tasks MIXTURE-TASKS --task NAME).", DefaultValueFactory = _ => RunsLayout.Default.MixtureTeachers };
         var mixture = new Option<string>("--mixture") { Description = "The mixture task's name, e.g. mix-add-1+upper.", Required = true };
         var generators = new Option<string[]>("--generator") { Description = "A generator run that generates an adapter from prompts of both tasks (repeatable).", AllowMultipleArgumentsPerToken = true };
         var twoStage = new Option<string?>("--two-stage") { Description = "A two-stage generator run whose decoder is applied to δ̂_A + δ̂_B and to the teachers' δ_A + δ_B." };
-        var encodings = new Option<string>("--encodings") { Description = "Encoding cache directory.", DefaultValueFactory = _ => "runs/encodings" };
+        var encodings = new Option<string>("--encodings") { Description = "Encoding cache directory.", DefaultValueFactory = _ => RunsLayout.Default.Encodings };
         var limit = new Option<int>("--limit") { Description = "Test examples scored per component (the mixture's score pools both).", DefaultValueFactory = _ => 100 };
         var conditions = new Option<int>("--conditions") { Description = "Conditions (prompt batches) per generated method.", DefaultValueFactory = _ => 2 };
         var seed = new Option<long>("--seed") { Description = "Seed of the conditions.", DefaultValueFactory = _ => 0 };
@@ -69,21 +69,7 @@ public static class MixtureCommand
                 NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
                 Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
             });
-            if (parse.GetValue(output) is { } path)
-                AtomicFile.Write(path, stream =>
-                {
-                    using var writer = new StreamWriter(stream, leaveOpen: true);
-                    writer.Write(text);
-                    writer.Write('\n');
-                });
-            var o = CommandAction.Out(parse);
-            if (parse.GetValue(json))
-            {
-                o.WriteLine(text);
-                return 0;
-            }
-            WriteTable(o, result);
-            return 0;
+            return CommandAction.WriteResult(parse, output, json, text, o => WriteTable(o, result));
         });
         return command;
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LLGBM.Cli.Pipeline;
+using LLGBM.Experiments;
 
 namespace LLGBM.Cli.Commands;
 
@@ -36,8 +37,8 @@ public static class PipelineCommand
                 Environment.SetEnvironmentVariable(TorchChoices.DeviceVariable, name);
             }
             var isQuick = parse.GetValue(quick);
-            var root = parse.GetValue(output) ?? (isQuick ? "runs-quick" : "runs");
-            var paperDir = parse.GetValue(paper) ?? (isQuick ? Path.Combine(root, "paper") : "paper");
+            var root = parse.GetValue(output) ?? (isQuick ? RunsLayout.QuickRoot : RunsLayout.DefaultRoot);
+            var paperDir = parse.GetValue(paper) ?? (isQuick ? new RunsLayout(root).Paper : "paper");
             var repository = FindRepository();
             var runner = new PipelineRunner(isQuick ? PipelinePlan.Reduced : PipelinePlan.Full, root, paperDir, repository, CommandAction.Err(parse), !parse.GetValue(noScripts), parse.GetValue(jobs));
             return runner.Run();

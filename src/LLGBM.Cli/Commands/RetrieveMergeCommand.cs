@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using LLGBM.Algebra;
 using LLGBM.Delta;
+using LLGBM.Experiments;
 using LLGBM.Tasks;
 using Spectre.Console;
 
@@ -18,10 +19,10 @@ public static class RetrieveMergeCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => "runs/base-tiny" };
-        var tasks = new Option<string>("--tasks") { Description = "The task suite's root.", DefaultValueFactory = _ => "runs/suite" };
-        var teachers = new Option<string>("--teachers") { Description = "The teacher pool's directory.", DefaultValueFactory = _ => "runs/teachers" };
-        var deltas = new Option<string>("--deltas") { Description = "The delta cache (llgbm deltas compute) of the pool.", DefaultValueFactory = _ => "runs/deltas" };
+        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => RunsLayout.Default.Base };
+        var tasks = new Option<string>("--tasks") { Description = "The task suite's root.", DefaultValueFactory = _ => RunsLayout.Default.Suite };
+        var teachers = new Option<string>("--teachers") { Description = "The teacher pool's directory.", DefaultValueFactory = _ => RunsLayout.Default.Teachers };
+        var deltas = new Option<string>("--deltas") { Description = "The delta cache (llgbm deltas compute) of the pool.", DefaultValueFactory = _ => RunsLayout.Default.Deltas };
         var task = new Option<string>("--task") { Description = "The held-out task: its teachers leave the pool, its prompt batches are the conditions.", Required = true };
         var k = new Option<int>("--k") { Description = "Teacher adapters retrieved per condition (from k tasks, one each, unless --all-checkpoints).", DefaultValueFactory = _ => 3 };
         var exclude = new Option<string[]>("--exclude") { Description = "Tasks whose teachers also leave the pool (repeatable): the split's other held-out tasks.", AllowMultipleArgumentsPerToken = true };
@@ -83,21 +84,7 @@ public static class RetrieveMergeCommand
             var err = CommandAction.Err(parse);
             var result = experiment.Run(line => err.WriteLine($"[retrieve-merge] {line}"));
             var text = RetrieveMerge.ToJson(result).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-            if (parse.GetValue(output) is { } path)
-                AtomicFile.Write(path, stream =>
-                {
-                    using var writer = new StreamWriter(stream, leaveOpen: true);
-                    writer.Write(text);
-                    writer.Write('\n');
-                });
-            var o = CommandAction.Out(parse);
-            if (parse.GetValue(json))
-            {
-                o.WriteLine(text);
-                return 0;
-            }
-            WriteTables(o, result);
-            return 0;
+            return CommandAction.WriteResult(parse, output, json, text, o => WriteTables(o, result));
         });
         return command;
     }

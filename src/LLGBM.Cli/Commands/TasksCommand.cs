@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LLGBM.Experiments;
 using LLGBM.Tasks;
 using LLGBM.Tasks.Import;
 using LLGBM.Tasks.Synthetic;
@@ -88,7 +89,7 @@ public static class TasksCommand
     /// <summary>Creates <c>tasks mix</c>: the union of two tasks, interleaved, as a task directory of its own.</summary>
     public static Command CreateMix()
     {
-        var tasks = new Option<string>("--tasks") { Description = "The root holding both component task directories.", DefaultValueFactory = _ => "runs/suite" };
+        var tasks = new Option<string>("--tasks") { Description = "The root holding both component task directories.", DefaultValueFactory = _ => RunsLayout.Default.Suite };
         var first = new Option<string>("--first") { Description = "The first component task.", Required = true };
         var second = new Option<string>("--second") { Description = "The second component task.", Required = true };
         var output = new Option<string>("--out") { Description = "Root directory the mixture's task directory is written under.", Required = true };

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LLGBM.Experiments;
 using LLGBM.Teachers;
 using Spectre.Console;
 
@@ -19,9 +20,9 @@ public static class TeachersCommand
     static Command CreateTrain()
     {
         var defaults = new TeacherTrainingSettings();
-        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => "runs/base-tiny" };
-        var tasks = new Option<string>("--tasks") { Description = "Root of the task directories.", DefaultValueFactory = _ => "runs/suite" };
-        var output = new Option<string>("--out") { Description = "The pool's directory.", DefaultValueFactory = _ => "runs/teachers" };
+        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => RunsLayout.Default.Base };
+        var tasks = new Option<string>("--tasks") { Description = "Root of the task directories.", DefaultValueFactory = _ => RunsLayout.Default.Suite };
+        var output = new Option<string>("--out") { Description = "The pool's directory.", DefaultValueFactory = _ => RunsLayout.Default.Teachers };
         var only = new Option<string[]>("--task") { Description = "Train only these tasks (repeatable).", AllowMultipleArgumentsPerToken = true };
         var steps = new Option<int>("--steps") { Description = "Optimiser steps per task.", DefaultValueFactory = _ => defaults.Steps };
         var batch = new Option<int>("--batch-size") { Description = "Examples per step.", DefaultValueFactory = _ => defaults.BatchSize };
@@ -104,7 +105,7 @@ public static class TeachersCommand
 
     static Command CreateManifest()
     {
-        var output = new Option<string>("--out") { Description = "The pool's directory.", DefaultValueFactory = _ => "runs/teachers" };
+        var output = new Option<string>("--out") { Description = "The pool's directory.", DefaultValueFactory = _ => RunsLayout.Default.Teachers };
         var command = new Command("manifest", "Merges the per-task manifests of every shard into the pool's manifest.json.") { output };
         CommandAction.Set(command, parse =>
         {

@@ -1,3 +1,4 @@
+using LLGBM.Experiments;
 namespace LLGBM.Cli.Pipeline;
 
 /// <summary>Settings of <see cref="DeltaStudyStage"/>.</summary>
@@ -17,22 +18,23 @@ public static class DeltaStudyStage
     public static int Run(PipelinePlan plan, string root, TextWriter log)
     {
         var settings = plan.DeltaStudy;
-        var (suite, baseDir, teachers) = (Path.Combine(root, "suite"), Path.Combine(root, "base-tiny"), Path.Combine(root, "teachers"));
-        var code = PipelineSteps.Once(Path.Combine(root, "eval", "probe-design.json"), log, file =>
+        var layout = new RunsLayout(root);
+        var (suite, baseDir, teachers) = (layout.Suite, layout.Base, layout.Teachers);
+        var code = PipelineSteps.Once(layout.Study("probe-design"), log, file =>
             PipelineSteps.Llgbm(["eval", "probe-design", "--base", baseDir, "--teachers", teachers, "--tasks", suite, "--out", file, .. settings.ProbeDesignArgs], log));
         if (code != 0)
             return code;
         var runs = plan.Generators
             .Where(r => r.Seed == 0 && r.LambdaDelta is null && settings.GeneratorConfigs.Contains(r.Config))
-            .Select(r => Path.Combine(root, "generators", PipelinePlan.RunName(r.Config, r)))
+            .Select(r => layout.Generator(PipelinePlan.RunName(r.Config, r)))
             .ToList();
         if (runs.Count == 0)
         {
             log.WriteLine("[pipeline]   no generator runs of the configs to evaluate; generated deltas skipped");
             return 0;
         }
-        return PipelineSteps.Once(Path.Combine(root, "eval", "generated-deltas.json"), log, file =>
+        return PipelineSteps.Once(layout.Study("generated-deltas"), log, file =>
             PipelineSteps.Llgbm(["eval", "generated-deltas", .. runs.SelectMany(r => new[] { "--run", r }), "--base", baseDir, "--teachers", teachers, "--tasks", suite,
-                "--encodings", Path.Combine(root, "encodings"), "--out", file, .. settings.GeneratedArgs], log));
+                "--encodings", layout.Encodings, "--out", file, .. settings.GeneratedArgs], log));
     }
 }

@@ -1,3 +1,4 @@
+using LLGBM.Experiments;
 using LLGBM.Tasks;
 
 namespace LLGBM.Cli.Pipeline;
@@ -14,14 +15,13 @@ public static class MixturesStage
     public static int Run(PipelinePlan plan, string root, TextWriter log)
     {
         var settings = plan.Mixtures;
-        var folder = Path.Combine(root, "mixtures");
-        var tasks = Path.Combine(folder, "tasks");
-        var teachers = Path.Combine(folder, "teachers");
-        var generators = Path.Combine(root, "generators");
+        var layout = new RunsLayout(root);
+        var tasks = layout.MixtureTasks;
+        var teachers = layout.MixtureTeachers;
         foreach (var (first, second) in settings.Pairs)
         {
             var name = TaskMixture.Name(first, second);
-            var file = Path.Combine(folder, name + ".json");
+            var file = layout.Mixture(name);
             if (File.Exists(file))
             {
                 PipelineSteps.Kept(file, log);
@@ -29,14 +29,14 @@ public static class MixturesStage
             }
             string[][] commands =
             [
-                ["tasks", "mix", "--tasks", Path.Combine(root, "suite"), "--first", first, "--second", second, "--out", tasks],
-                ["teachers", "train", "--base", Path.Combine(root, "base-tiny"), "--tasks", tasks, "--out", teachers, "--task", name, .. settings.TeacherArgs],
+                ["tasks", "mix", "--tasks", layout.Suite, "--first", first, "--second", second, "--out", tasks],
+                ["teachers", "train", "--base", layout.Base, "--tasks", tasks, "--out", teachers, "--task", name, .. settings.TeacherArgs],
                 [
-                    "mixture", "--base", Path.Combine(root, "base-tiny"), "--tasks", Path.Combine(root, "suite"), "--teachers", Path.Combine(root, "teachers"),
-                    "--deltas", Path.Combine(root, "deltas"), "--mixture-tasks", tasks, "--mixture-teachers", teachers, "--mixture", name,
-                    "--encodings", Path.Combine(root, "encodings"), "--out", file,
-                    .. settings.Generators.SelectMany(g => new[] { "--generator", Path.Combine(generators, g) }),
-                    .. settings.TwoStage is { } t ? new[] { "--two-stage", Path.Combine(generators, t) } : [],
+                    "mixture", "--base", layout.Base, "--tasks", layout.Suite, "--teachers", layout.Teachers,
+                    "--deltas", layout.Deltas, "--mixture-tasks", tasks, "--mixture-teachers", teachers, "--mixture", name,
+                    "--encodings", layout.Encodings, "--out", file,
+                    .. settings.Generators.SelectMany(g => new[] { "--generator", layout.Generator(g) }),
+                    .. settings.TwoStage is { } t ? new[] { "--two-stage", layout.Generator(t) } : [],
                     .. settings.Args,
                 ],
             ];

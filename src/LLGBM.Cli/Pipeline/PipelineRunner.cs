@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using LLGBM.Experiments;
 using LLGBM.Generators;
 
 namespace LLGBM.Cli.Pipeline;
@@ -18,15 +19,17 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
 {
     readonly Stopwatch clock = Stopwatch.StartNew();
 
-    readonly LlgbmProcesses processes = new(jobs, Path.Combine(root, "logs"), log);
+    readonly RunsLayout layout = new(root);
 
-    string Suite => Path.Combine(root, "suite");
+    readonly LlgbmProcesses processes = new(jobs, new RunsLayout(root).Logs, log);
 
-    string Base => Path.Combine(root, "base-tiny");
+    string Suite => layout.Suite;
 
-    string Teachers => Path.Combine(root, "teachers");
+    string Base => layout.Base;
 
-    string Deltas => Path.Combine(root, "deltas");
+    string Teachers => layout.Teachers;
+
+    string Deltas => layout.Deltas;
 
     /// <summary>Runs every stage; returns 0, or the exit code of the first command that failed.</summary>
     public int Run()
@@ -36,11 +39,11 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         {
             ("synthetic suite", () => Llgbm(["tasks", "synth", "--out", Suite, .. plan.SuiteArgs])),
             ("base model", () => Llgbm(["base", "pretrain", "--out", Base, .. plan.PretrainArgs])),
-            ("base model evaluation", () => Once(Path.Combine(Base, "eval.json"), file =>
+            ("base model evaluation", () => Once(layout.BaseEvaluation, file =>
                 Llgbm(["eval", "--model", Base, "--tasks", Suite, "--limit", plan.Quick ? "10" : "100", "--out", file]))),
             ("teacher pool", TeacherPool),
             ("delta cache", () => Llgbm(["deltas", "compute", "--base", Base, "--teachers", Teachers, "--out", Deltas])),
-            ("delta quality", () => Once(Path.Combine(root, "eval", "delta-quality.json"), file =>
+            ("delta quality", () => Once(layout.Study("delta-quality"), file =>
                 Llgbm(["eval", "deltas", "--base", Base, "--teachers", Teachers, "--tasks", Suite, "--cache", Deltas, "--out", file]))),
             ("generators", Generators),
             ("retrieval and merging", Retrieval),
@@ -48,7 +51,7 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
             ("robustness and low data", () => RobustnessStage.Run(plan, root, repository, log, RunJobs)),
             ("cross-backbone transfer", () => new TransferStage(plan, root, repository, log, RunJobs).Run()),
             ("delta studies", () => DeltaStudyStage.Run(plan, root, log)),
-            ("generator benchmark", () => Once(Path.Combine(root, "bench", "generator.json"), file => Capture(file,
+            ("generator benchmark", () => Once(layout.Bench("generator"), file => Capture(file,
                 ["bench", "generator", "--runs", root, "--config", ConfigPath("dnd-weight"), "--config", ConfigPath("multitask"), "--json", .. plan.BenchArgs]))),
             ("paper tables and figures", Scripts),
         };
@@ -78,11 +81,7 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         var output = new StringWriter();
         var code = LlgbmCommand.Run(args, output, log);
         if (code == 0)
-            AtomicFile.Write(file, stream =>
-            {
-                using var writer = new StreamWriter(stream, leaveOpen: true);
-                writer.Write(output.ToString());
-            });
+            AtomicFile.WriteText(file, output.ToString());
         return code;
     }
 
@@ -96,7 +95,7 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         var node = JsonNode.Parse(config.ToJson())!.AsObject();
         foreach (var (key, value) in plan.ConfigOverrides)
             node[key] = value.DeepClone();
-        return PipelineSteps.WriteText(Path.Combine(root, "configs", name + ".json"), node.ToJsonString(GeneratorConfig.JsonOptions));
+        return PipelineSteps.WriteText(layout.Config(name), node.ToJsonString(GeneratorConfig.JsonOptions));
     }
 
     // The teacher pool: in one command, or in shards of the task list, one child process each, then one manifest.
@@ -144,7 +143,7 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
         foreach (var k in plan.RetrievalKs)
             foreach (var task in plan.RetrievalTasks)
             {
-                var code = Once(Path.Combine(root, "retrieval", $"k{k}", task + ".json"), file => Llgbm(
+                var code = Once(layout.Retrieval(k, task), file => Llgbm(
                     ["retrieve-merge", "--task", task, .. plan.RetrievalTasks.Where(t => t != task).SelectMany(t => new[] { "--exclude", t }),
                         "--k", k.ToString(System.Globalization.CultureInfo.InvariantCulture),
                         "--base", Base, "--tasks", Suite, "--teachers", Teachers, "--deltas", Deltas, "--out", file, .. plan.RetrievalArgs]));

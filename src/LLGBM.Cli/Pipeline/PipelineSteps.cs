@@ -41,11 +41,7 @@ public static class PipelineSteps
         if (File.Exists(path) && File.ReadAllText(path) == text)
             return path;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        AtomicFile.Write(path, stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(text);
-        });
+        AtomicFile.WriteText(path, text);
         return path;
     }
 }

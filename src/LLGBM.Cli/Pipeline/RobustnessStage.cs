@@ -1,3 +1,4 @@
+using LLGBM.Experiments;
 using LLGBM.Generators;
 
 namespace LLGBM.Cli.Pipeline;
@@ -12,10 +13,10 @@ namespace LLGBM.Cli.Pipeline;
 public static class RobustnessStage
 {
     /// <summary>Where the low-data runs live under the results root.</summary>
-    public static string LowDataRoot(string root) => Path.Combine(root, "generators", "low-data");
+    public static string LowDataRoot(string root) => new RunsLayout(root).LowData;
 
     /// <summary>The robustness results file under the results root.</summary>
-    public static string ResultsFile(string root) => Path.Combine(root, "robustness", "robustness.json");
+    public static string ResultsFile(string root) => new RunsLayout(root).Robustness;
 
     /// <summary>
     /// Runs the stage, the low-data runs through <paramref name="runJobs"/> (at once when the pipeline has several
@@ -37,18 +38,20 @@ public static class RobustnessStage
         var code = runJobs(lowData);
         if (code != 0)
             return code;
-        var runs = plan.Robustness.Runs.SelectMany(r => new[] { "--run", Path.Combine(root, "generators", PipelinePlan.RunName(r.Config, r)) });
+        var layout = new RunsLayout(root);
+        var runs = plan.Robustness.Runs.SelectMany(r => new[] { "--run", layout.Generator(PipelinePlan.RunName(r.Config, r)) });
         return PipelineSteps.Once(ResultsFile(root), log, file =>
-            PipelineSteps.Llgbm(["generator", "robustness", .. runs, "--encodings", Path.Combine(root, "encodings"), "--out", file], log));
+            PipelineSteps.Llgbm(["generator", "robustness", .. runs, "--encodings", layout.Encodings, "--out", file], log));
     }
 
     // The low-data config: the pipeline's config of that name (with the plan's overrides) evaluated only at the end.
     static string LowDataConfigFile(PipelinePlan plan, string root, string repository)
     {
         var name = plan.Robustness.LowDataConfig;
-        var overridden = Path.Combine(root, "configs", name + ".json");
+        var layout = new RunsLayout(root);
+        var overridden = layout.Config(name);
         var source = plan.ConfigOverrides.Count > 0 && File.Exists(overridden) ? overridden : Path.Combine(repository, "configs", name + ".json");
         var config = GeneratorConfig.Load(source) with { EvalEvery = 0 };
-        return PipelineSteps.WriteText(Path.Combine(root, "configs", "low-data", name + ".json"), config.ToJson());
+        return PipelineSteps.WriteText(layout.LowDataConfig(name), config.ToJson());
     }
 }

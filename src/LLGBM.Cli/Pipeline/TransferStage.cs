@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LLGBM.Experiments;
 using LLGBM.Generators;
 using LLGBM.Tasks.Synthetic;
 
@@ -31,17 +32,16 @@ public sealed record PipelineTransferSettings
 /// </summary>
 public sealed class TransferStage(PipelinePlan plan, string root, string repository, TextWriter log, Func<IReadOnlyList<LlgbmJob>, int> runJobs)
 {
-    string Folder => Path.Combine(root, "transfer");
+    readonly RunsLayout layout = new(root);
 
     /// <summary>Runs the stage; returns 0, or the exit code of the first command that failed.</summary>
     public int Run()
     {
         var settings = plan.Transfer;
-        var suite = Path.Combine(root, "suite");
-        var baseB = Path.Combine(Folder, "base-b");
-        var teachersB = Path.Combine(Folder, "teachers-b");
-        var deltasB = Path.Combine(Folder, "deltas-b");
-        var runs = Path.Combine(Folder, "runs");
+        var suite = layout.Suite;
+        var baseB = layout.TransferBase;
+        var teachersB = layout.TransferTeachers;
+        var deltasB = layout.TransferDeltas;
         var meaning = Config("two-stage-meaning", "Meaning");
         var activation = Config("two-stage-meaning", "Activation");
         var config = GeneratorConfig.Load(meaning);
@@ -54,15 +54,15 @@ public sealed class TransferStage(PipelinePlan plan, string root, string reposit
             // The three generator runs are independent: the pipeline's jobs train them at once.
             () => runJobs([.. new[]
             {
-                TrainJob(meaning, Path.Combine(runs, "meaning-a"), Path.Combine(root, "base-tiny"), Path.Combine(root, "teachers"), Path.Combine(root, "deltas")),
-                TrainJob(meaning, Path.Combine(runs, "meaning-b"), baseB, teachersB, deltasB),
-                TrainJob(activation, Path.Combine(runs, "activation-b"), baseB, teachersB, deltasB),
+                TrainJob(meaning, layout.TransferRun("meaning-a"), layout.Base, layout.Teachers, layout.Deltas),
+                TrainJob(meaning, layout.TransferRun("meaning-b"), baseB, teachersB, deltasB),
+                TrainJob(activation, layout.TransferRun("activation-b"), baseB, teachersB, deltasB),
             }.OfType<LlgbmJob>()]),
-            () => Once(Path.Combine(Folder, "meaning.json"), file =>
-                Llgbm(["generator", "transfer", "--predictor", Path.Combine(runs, "meaning-a"), "--decoder", Path.Combine(runs, "meaning-b"), "--out", file, "--encodings", Path.Combine(root, "encodings")])),
-            () => Once(Path.Combine(Folder, "activation.json"), file => ActivationPredictor(out var predictor) is var code and not 0 ? code :
-                Llgbm(["generator", "transfer", "--predictor", predictor, "--decoder", Path.Combine(runs, "activation-b"), "--out", file,
-                    "--encodings", Path.Combine(root, "encodings"), "--allow-incompatible"])),
+            () => Once(layout.TransferResults("meaning"), file =>
+                Llgbm(["generator", "transfer", "--predictor", layout.TransferRun("meaning-a"), "--decoder", layout.TransferRun("meaning-b"), "--out", file, "--encodings", layout.Encodings])),
+            () => Once(layout.TransferResults("activation"), file => ActivationPredictor(out var predictor) is var code and not 0 ? code :
+                Llgbm(["generator", "transfer", "--predictor", predictor, "--decoder", layout.TransferRun("activation-b"), "--out", file,
+                    "--encodings", layout.Encodings, "--allow-incompatible"])),
         };
         foreach (var step in steps)
         {
@@ -76,14 +76,14 @@ public sealed class TransferStage(PipelinePlan plan, string root, string reposit
     // Backbone A's two-stage run with activation targets: the pipeline's own when it trained one, else the stage's.
     int ActivationPredictor(out string run)
     {
-        var pipelineRun = Path.Combine(root, "generators", PipelinePlan.RunName("two-stage", new PipelineGeneratorRun("two-stage", 0)));
+        var pipelineRun = layout.Generator(PipelinePlan.RunName("two-stage", new PipelineGeneratorRun("two-stage", 0)));
         if (File.Exists(Path.Combine(pipelineRun, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile)))
         {
             run = pipelineRun;
             return 0;
         }
-        run = Path.Combine(Folder, "runs", "activation-a");
-        return Train(Config("two-stage-meaning", "Activation"), run, Path.Combine(root, "base-tiny"), Path.Combine(root, "teachers"), Path.Combine(root, "deltas"));
+        run = layout.TransferRun("activation-a");
+        return Train(Config("two-stage-meaning", "Activation"), run, layout.Base, layout.Teachers, layout.Deltas);
     }
 
     // The training command of a run not finished yet (null when it is, after saying so).
@@ -95,7 +95,7 @@ public sealed class TransferStage(PipelinePlan plan, string root, string reposit
             return null;
         }
         return new LlgbmJob("transfer-" + Path.GetFileName(run), ["generator", "train", "--config", config, "--out", run, "--base", baseDir,
-            "--tasks", Path.Combine(root, "suite"), "--teachers", teachers, "--deltas", deltas, "--encodings", Path.Combine(root, "encodings")]);
+            "--tasks", layout.Suite, "--teachers", teachers, "--deltas", deltas, "--encodings", layout.Encodings]);
     }
 
     int Train(string config, string run, string baseDir, string teachers, string deltas) =>
@@ -122,7 +122,7 @@ public sealed class TransferStage(PipelinePlan plan, string root, string reposit
             node[key] = value.DeepClone();
         node["delta_kind"] = kind;
         node["name"] = $"{name}-{kind.ToLowerInvariant()}";
-        return PipelineSteps.WriteText(Path.Combine(Folder, "configs", $"{name}-{kind.ToLowerInvariant()}.json"), node.ToJsonString(GeneratorConfig.JsonOptions));
+        return PipelineSteps.WriteText(layout.TransferConfig($"{name}-{kind.ToLowerInvariant()}"), node.ToJsonString(GeneratorConfig.JsonOptions));
     }
 
     int Once(string file, Func<string, int> body) => PipelineSteps.Once(file, log, body);

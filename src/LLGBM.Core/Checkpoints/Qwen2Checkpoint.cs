@@ -103,12 +103,7 @@ public static class Qwen2Checkpoint
             CheckpointWeights.Save(directory, converted, maxShardBytes);
         }
         var config = model.Config with { TorchDtype = DtypeName(dtype) };
-        AtomicFile.Write(Path.Combine(directory, "config.json"), stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(config.ToJsonString());
-            writer.Write('\n');
-        });
+        AtomicFile.WriteText(Path.Combine(directory, "config.json"), config.ToJsonString() + "\n");
     }
 
     /// <summary>The <c>torch_dtype</c> name of a scalar type.</summary>

@@ -11,6 +11,13 @@ public static class SentenceEncoders
     /// <summary>Every encoder name: <c>minilm</c> (pretrained, the default), <c>lm-mean</c> (the base model), <c>random</c> (ablation only).</summary>
     public static readonly IReadOnlyList<string> Names = [MiniLmEncoder.EncoderName, LanguageModelEncoder.EncoderName, RandomEmbeddingEncoder.EncoderName];
 
+    /// <summary>
+    /// The encoder <paramref name="name"/> (as <see cref="Create"/>) behind the encoding cache in
+    /// <paramref name="cacheDir"/>: how the runs open their condition encoders.
+    /// </summary>
+    public static ISentenceEncoder OpenCached(string name, string baseDir, long seed, string cacheDir, Device? device) =>
+        new CachedSentenceEncoder(Create(name, baseDir, seed, device), new EncodingCache(cacheDir));
+
     /// <summary>Creates the encoder called <paramref name="name"/>.</summary>
     /// <param name="name">One of <see cref="Names"/>.</param>
     /// <param name="modelDir">The base checkpoint (with its tokenizer) for <c>lm-mean</c>.</param>

@@ -119,7 +119,7 @@ public static class DeltaCache
     /// <summary>A delta whose norm is below this fraction of the median is reported as broken.</summary>
     public const double BrokenFraction = 1e-6;
 
-    static readonly JsonSerializerOptions LineOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    static JsonSerializerOptions LineOptions => LlgbmJson.Line;
 
     /// <summary>
     /// The hash of tokenized probes: their token ids and, when given, their texts (so that the same ids from different

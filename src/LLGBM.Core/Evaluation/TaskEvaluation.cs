@@ -42,11 +42,7 @@ public sealed record TaskEvaluation
     public IReadOnlyList<ExamplePrediction>? Predictions { get; init; }
 
     /// <summary>The JSON settings of results: snake_case names, indented.</summary>
-    public static JsonSerializerOptions JsonOptions { get; } = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-    };
+    public static JsonSerializerOptions JsonOptions => LlgbmJson.Options;
 
     /// <summary>This result as a JSON object.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);

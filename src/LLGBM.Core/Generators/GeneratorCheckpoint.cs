@@ -41,8 +41,8 @@ public static class GeneratorCheckpoint
             optimizer.save_state_dict(temp);
             File.Move(temp, Path.Combine(dir, OptimizerFile), overwrite: true);
         }
-        WriteText(Path.Combine(dir, "state.json"), JsonSerializer.Serialize(new { step }));
-        WriteText(Path.Combine(runDir, Folder, "latest"), Path.GetFileName(dir));
+        AtomicFile.WriteText(Path.Combine(dir, "state.json"), JsonSerializer.Serialize(new { step }));
+        AtomicFile.WriteText(Path.Combine(runDir, Folder, "latest"), Path.GetFileName(dir));
     }
 
     /// <summary>The step of the newest complete checkpoint, or null when there is none.</summary>
@@ -85,11 +85,4 @@ public static class GeneratorCheckpoint
             optimizer.load_state_dict(state);
         }
     }
-
-    static void WriteText(string path, string text) =>
-        AtomicFile.Write(path, stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(text);
-        });
 }

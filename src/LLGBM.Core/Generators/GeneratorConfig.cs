@@ -224,15 +224,8 @@ public sealed record GeneratorConfig
     /// <summary>Test examples per task and condition in evaluation.</summary>
     public int EvalLimit { get; init; } = 50;
 
-    /// <summary>The JSON settings of configs: snake_case, indented, enums as names.</summary>
-    public static JsonSerializerOptions JsonOptions { get; } = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-    };
+    /// <summary>The JSON settings of configs (<see cref="LlgbmJson.Config"/>).</summary>
+    public static JsonSerializerOptions JsonOptions => LlgbmJson.Config;
 
     /// <summary>Reads a config file; unknown keys and bad values are errors naming the file.</summary>
     public static GeneratorConfig Load(string file)

@@ -13,12 +13,7 @@ namespace LLGBM.Generators;
 /// <param name="Tasks">The task suite root (with <c>suite.json</c> for the splits).</param>
 /// <param name="Teachers">The teacher pool.</param>
 /// <param name="Deltas">The delta cache (filled for the generator's probes when entries are missing).</param>
-public sealed record GeneratorInputs(string Base, string Tasks, string Teachers, string Deltas)
-{
-    /// <summary>The layout <c>llgbm</c>'s commands write by default under <paramref name="runs"/>.</summary>
-    public static GeneratorInputs Default(string runs = "runs") =>
-        new(Path.Combine(runs, "base-tiny"), Path.Combine(runs, "suite"), Path.Combine(runs, "teachers"), Path.Combine(runs, "deltas"));
-}
+public sealed record GeneratorInputs(string Base, string Tasks, string Teachers, string Deltas);
 
 /// <summary>
 /// Everything a generator experiment holds in memory: the frozen base model and its tokenizer, the split's training

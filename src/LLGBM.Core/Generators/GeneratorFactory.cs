@@ -12,7 +12,7 @@ public static class GeneratorFactory
     /// conditions of width <paramref name="conditionDim"/>, seeded with the config's seed; <paramref name="deltaDim"/> is
     /// the width of the deltas the two-stage and delta-head variants predict.
     /// </summary>
-    public static ILoraGenerator Create(GeneratorConfig config, LoraConfig lora, Qwen2Config model, int conditionDim, int deltaDim, Device? device = null) =>
+    public static LoraGenerator Create(GeneratorConfig config, LoraConfig lora, Qwen2Config model, int conditionDim, int deltaDim, Device? device = null) =>
         config.Variant switch
         {
             GeneratorVariant.Direct => Network(config, lora, model, conditionDim, device),
@@ -21,7 +21,7 @@ public static class GeneratorFactory
             var v => throw new LlgbmException($"Generator config: unknown variant {v}."),
         };
 
-    static ILoraGenerator Network(GeneratorConfig config, LoraConfig lora, Qwen2Config model, int conditionDim, Device? device) =>
+    static LoraGenerator Network(GeneratorConfig config, LoraConfig lora, Qwen2Config model, int conditionDim, Device? device) =>
         config.Architecture switch
         {
             GeneratorArchitecture.HyperMlp => new HyperMlpGenerator(config, lora, model, conditionDim, config.Seed, device),

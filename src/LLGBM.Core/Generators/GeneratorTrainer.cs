@@ -31,26 +31,25 @@ public static class GeneratorTrainer
     /// optimiser update; logging and checkpoints excluded). Returns the number of steps run in this call.
     /// </summary>
     public static int Train(
-        ILoraGenerator generator, GeneratorData data, GeneratorConfig config, string runDir,
+        LoraGenerator generator, GeneratorData data, GeneratorConfig config, string runDir,
         Action<GeneratorStepLog>? logStep = null, Action<int>? evaluate = null, Action<string>? log = null,
         Action<int, double>? stepSeconds = null)
     {
         config.Validate();
-        var module = generator as nn.Module ?? throw new LlgbmException("Generator training needs a TorchSharp module.");
-        var parameters = generator.NamedParameters().Select(p => p.Parameter).ToList();
+        var parameters = generator.named_parameters().Select(p => p.parameter).ToList();
         using var optimizer = new AdamWWithOwnedScalars(parameters, config.LearningRate, config.WeightDecay);
         var schedule = new LearningRateSchedule { Peak = config.LearningRate, WarmupSteps = config.WarmupSteps, TotalSteps = config.Steps };
         var start = GeneratorCheckpoint.LatestStep(runDir) ?? 0;
         if (start > 0)
         {
-            GeneratorCheckpoint.Load(runDir, start, module, optimizer);
+            GeneratorCheckpoint.Load(runDir, start, generator, optimizer);
             log?.Invoke($"resumed from step {start}");
         }
         if (start >= config.Steps)
             return 0;
         var tasks = data.TrainTasks.Select(t => t.Spec.Name).ToArray();
         var device = data.Model.Device;
-        generator.SetTraining(true);
+        generator.train();
         var clock = Stopwatch.StartNew();
         var sums = new Dictionary<string, double>();
         var count = 0;
@@ -78,43 +77,19 @@ public static class GeneratorTrainer
                 var fraction = (double)part.Count / draws.Count;
                 var conditions = data.Conditions.SampleMany([.. part.Select(d => d.Task)], config.ConditionPrompts, [.. part.Select(d => d.Seed)]).to(device);
                 using var teacher = data.Teachers.Stack([.. part.Select(d => d.Teacher)]);
-                Tensor? tokenLoss = null;
-                LoraSet generated = null!;
-                if (config.WeightLoss == WeightLossKind.Tokens)
-                {
-                    var conv = generator as HyperConvGenerator
-                        ?? throw new LlgbmException($"Generator config: weight_loss Tokens needs the HyperConv architecture (found {config.Architecture}).");
-                    var grid = conv.GenerateGrid(conditions);
-                    var (teacherGrid, mask) = conv.Tokenizer.Tokenize(teacher);
-                    tokenLoss = WeightLosses.Tokens(grid, teacherGrid, mask);
-                    generated = conv.Tokenizer.Detokenize(grid);
-                }
                 var teacherIndices = part.Select(d => d.Teacher).ToList();
-                Tensor? auxiliary = null;
-                Func<LoraSet, Tensor> deltaOf = data.Embedder.ComputeBatched;
-                if (generator is TwoStageGenerator twoStage)
-                {
-                    // The predictor learns δ̂ from the condition; the decoder learns from the teachers' own deltas.
-                    using var target = data.Teachers.Deltas(teacherIndices).to(device);
-                    auxiliary = DeltaTerm(DeltaLossKind.RelativeMse, twoStage.PredictDelta(conditions), target);
-                    generated = twoStage.Decode(target);
-                }
-                else if (tokenLoss is null)
-                    generated = generator.Generate(conditions);
-                if (generator is DeltaHeadGenerator headed)
-                {
-                    // The head learns the teachers' deltas from their weights; the generator learns through the fixed head.
-                    using var target = data.Teachers.Deltas(teacherIndices).to(device);
-                    auxiliary = DeltaTerm(DeltaLossKind.RelativeMse, headed.Head.forward(teacher), target);
-                    deltaOf = headed.Head.Frozen;
-                }
-                using var generatedSet = generated;
+                var contribution = generator.TrainingStep(
+                    new GeneratorStepInput(conditions, teacher, () => data.Teachers.Deltas(teacherIndices).to(device), config));
+                using var generated = contribution.Generated;
+                var auxiliary = contribution.Auxiliary;
                 // The delta term covers the step's first DeltaAdapters adapters (all by default): an unbiased estimate of
                 // its mean over the step at a fraction of the cost of running the base model for every adapter.
                 var deltaAdapters = config.DeltaAdapters is > 0 and var d && d < draws.Count ? d : draws.Count;
                 var deltaRows = Math.Clamp(deltaAdapters - startIndex, 0, part.Count);
                 var deltaShare = (double)deltaRows / deltaAdapters;
-                var values = Terms(generated, teacher, tokenLoss, data, config, teacherIndices, lambdas, deltaOf, deltaRows, deltaShare / fraction);
+                var values = Terms(
+                    generated, teacher, contribution.TokenLoss, data, config, teacherIndices, lambdas,
+                    contribution.DeltaOf ?? data.Embedder.ComputeBatched, deltaRows, deltaShare / fraction);
                 if (auxiliary is not null)
                 {
                     values["auxiliary"] = auxiliary;
@@ -159,15 +134,15 @@ public static class GeneratorTrainer
                 count = 0;
             }
             if (done % config.CheckpointEvery == 0 || done == config.Steps)
-                GeneratorCheckpoint.Save(runDir, done, module, optimizer);
+                GeneratorCheckpoint.Save(runDir, done, generator, optimizer);
             if (evaluate is not null && ((config.EvalEvery > 0 && done % config.EvalEvery == 0) || done == config.Steps))
             {
-                generator.SetTraining(false);
+                generator.eval();
                 evaluate(done);
-                generator.SetTraining(true);
+                generator.train();
             }
         }
-        generator.SetTraining(false);
+        generator.eval();
         return config.Steps - start;
     }
 
@@ -254,7 +229,7 @@ public static class GeneratorTrainer
     }
 
     /// <summary>Figures logged with the terms: delta cosine to the teachers and adapter norms of the step's last microbatch.</summary>
-    static Dictionary<string, double> Figures(ILoraGenerator generator, GeneratorData data, GeneratorConfig config, IReadOnlyList<Draw> draws, Device device)
+    static Dictionary<string, double> Figures(LoraGenerator generator, GeneratorData data, GeneratorConfig config, IReadOnlyList<Draw> draws, Device device)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();

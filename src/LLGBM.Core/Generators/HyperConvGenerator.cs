@@ -15,7 +15,7 @@ namespace LLGBM.Generators;
 /// holding the tokens of an initial LoRA (PEFT's: A Kaiming-uniform, B = 0) is added. <see cref="LoraTokenizer.Detokenize"/>
 /// turns the grid into the adapter, differentiably. K is fixed by the config (the channels of the first block).
 /// </summary>
-public sealed class HyperConvGenerator : nn.Module, ILoraGenerator
+public sealed class HyperConvGenerator : LoraGenerator
 {
     readonly LoraTokenizer tokenizer;
 
@@ -75,10 +75,10 @@ public sealed class HyperConvGenerator : nn.Module, ILoraGenerator
     }
 
     /// <inheritdoc/>
-    public LoraConfig Lora { get; }
+    public override LoraConfig Lora { get; }
 
     /// <inheritdoc/>
-    public int ConditionDim { get; }
+    public override int ConditionDim { get; }
 
     /// <summary>K, the number of encodings a condition must hold.</summary>
     public int Prompts { get; }
@@ -90,7 +90,7 @@ public sealed class HyperConvGenerator : nn.Module, ILoraGenerator
     public LoraTokenizer Tokenizer => tokenizer;
 
     /// <summary>Sets the standardisation of the encodings.</summary>
-    public void SetConditionStatistics(Tensor mean, Tensor std)
+    public override void SetConditionStatistics(Tensor mean, Tensor std)
     {
         using var _ = no_grad();
         condition_mean.copy_(mean);
@@ -115,7 +115,7 @@ public sealed class HyperConvGenerator : nn.Module, ILoraGenerator
     }
 
     /// <inheritdoc/>
-    public LoraSet Generate(Tensor conditions)
+    public override LoraSet Generate(Tensor conditions)
     {
         using var scope = NewDisposeScope();
         var grid = GenerateGrid(conditions);
@@ -125,9 +125,17 @@ public sealed class HyperConvGenerator : nn.Module, ILoraGenerator
         return set;
     }
 
-    /// <inheritdoc/>
-    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() => named_parameters();
-
-    /// <inheritdoc/>
-    public void SetTraining(bool training) => train(training);
+    /// <summary>
+    /// With the token-level weight loss (Drag-and-Drop LLMs' objective), the loss between the generated token grid and
+    /// the teachers' (padding excluded) and the adapters of the grid; otherwise the default step.
+    /// </summary>
+    public override GeneratorStep TrainingStep(GeneratorStepInput input)
+    {
+        if (input.Config.WeightLoss != WeightLossKind.Tokens)
+            return base.TrainingStep(input);
+        var grid = GenerateGrid(input.Conditions);
+        var (teacherGrid, mask) = tokenizer.Tokenize(input.Teacher);
+        var tokenLoss = WeightLosses.Tokens(grid, teacherGrid, mask);
+        return new GeneratorStep(tokenizer.Detokenize(grid), TokenLoss: tokenLoss);
+    }
 }

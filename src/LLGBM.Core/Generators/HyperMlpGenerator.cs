@@ -14,7 +14,7 @@ namespace LLGBM.Generators;
 /// B of the module, plus an output bias per module that is initialised from an initial LoRA (PEFT's: A
 /// Kaiming-uniform, B = 0), so that an untrained generator emits near no-op adapters close to it.
 /// </summary>
-public sealed class HyperMlpGenerator : nn.Module, ILoraGenerator
+public sealed class HyperMlpGenerator : LoraGenerator
 {
     readonly IReadOnlyList<LoraModuleSlot> slots;
     readonly IReadOnlyList<(string Key, int[] Slots)> groups;
@@ -93,16 +93,16 @@ public sealed class HyperMlpGenerator : nn.Module, ILoraGenerator
     }
 
     /// <inheritdoc/>
-    public LoraConfig Lora { get; }
+    public override LoraConfig Lora { get; }
 
     /// <inheritdoc/>
-    public int ConditionDim { get; }
+    public override int ConditionDim { get; }
 
     /// <summary>The modules the generator emits, in order.</summary>
     public IReadOnlyList<LoraModuleSlot> Slots => slots;
 
     /// <summary>Sets the standardisation of the encodings (the training conditions' per-feature mean and std).</summary>
-    public void SetConditionStatistics(Tensor mean, Tensor std)
+    public override void SetConditionStatistics(Tensor mean, Tensor std)
     {
         using var _ = no_grad();
         condition_mean.copy_(mean);
@@ -111,7 +111,7 @@ public sealed class HyperMlpGenerator : nn.Module, ILoraGenerator
     }
 
     /// <inheritdoc/>
-    public LoraSet Generate(Tensor conditions)
+    public override LoraSet Generate(Tensor conditions)
     {
         if (conditions.dim() != 3 || conditions.shape[2] != ConditionDim)
             throw new LlgbmException($"HyperMLP generator: conditions must be [N, K, {ConditionDim}], found [{string.Join(", ", conditions.shape)}].");
@@ -148,10 +148,4 @@ public sealed class HyperMlpGenerator : nn.Module, ILoraGenerator
         }
         return new LoraSet(modules, ownsTensors: true);
     }
-
-    /// <inheritdoc/>
-    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() => named_parameters();
-
-    /// <inheritdoc/>
-    public void SetTraining(bool training) => train(training);
 }

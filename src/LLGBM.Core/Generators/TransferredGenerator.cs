@@ -11,9 +11,11 @@ namespace LLGBM.Generators;
 /// from the predictor run's scale to the decoder run's coordinate by coordinate before decoding: standardised with the
 /// predictor run's training-teacher delta mean and std, then scaled back with the decoder run's,
 /// δ = μ_B + σ_B ⊙ (δ̂_A − μ_A) / σ_A, since one task's log-probability shifts need not be of one size on two
-/// backbones. Generation only; it owns neither generator.
+/// backbones. Generation only: it owns neither generator and registers neither as a submodule (it has no parameters
+/// of its own and disposing it leaves both alone).
 /// </summary>
-public sealed class TransferredGenerator(TwoStageGenerator predictor, TwoStageGenerator decoder, bool standardize = false) : ILoraGenerator
+public sealed class TransferredGenerator(TwoStageGenerator predictor, TwoStageGenerator decoder, bool standardize = false)
+    : LoraGenerator(nameof(TransferredGenerator))
 {
     /// <summary>Whether δ̂ is moved to the decoder run's per-coordinate scale before decoding.</summary>
     public bool Standardize { get; } = standardize;
@@ -30,13 +32,13 @@ public sealed class TransferredGenerator(TwoStageGenerator predictor, TwoStageGe
             : throw new LlgbmException($"Transfer: the predictor emits deltas of width {predictor.DeltaDim}, the decoder reads deltas of width {decoder.DeltaDim}.");
 
     /// <inheritdoc/>
-    public LoraConfig Lora => Decoder.Lora;
+    public override LoraConfig Lora => Decoder.Lora;
 
     /// <inheritdoc/>
-    public int ConditionDim => Predictor.ConditionDim;
+    public override int ConditionDim => Predictor.ConditionDim;
 
     /// <inheritdoc/>
-    public LoraSet Generate(Tensor conditions)
+    public override LoraSet Generate(Tensor conditions)
     {
         using var scope = NewDisposeScope();
         var delta = Predictor.PredictDelta(conditions);
@@ -48,22 +50,14 @@ public sealed class TransferredGenerator(TwoStageGenerator predictor, TwoStageGe
         return set;
     }
 
-    /// <inheritdoc/>
-    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() =>
-        Predictor.NamedParameters().Select(p => ("predictor." + p.Name, p.Parameter))
-            .Concat(Decoder.NamedParameters().Select(p => ("decoder." + p.Name, p.Parameter)));
-
     /// <summary>Not supported: each part keeps the statistics of its own run.</summary>
-    public void SetConditionStatistics(Tensor mean, Tensor std) =>
+    public override void SetConditionStatistics(Tensor mean, Tensor std) =>
         throw new LlgbmException("Transfer: the predictor keeps its own run's condition statistics.");
 
-    /// <inheritdoc/>
-    public void SetTraining(bool training)
+    /// <summary>Switches both generators between training and evaluation.</summary>
+    public override void train(bool train = true)
     {
-        Predictor.SetTraining(training);
-        Decoder.SetTraining(training);
+        Predictor.train(train);
+        Decoder.train(train);
     }
-
-    /// <summary>Disposes nothing: the two generators belong to the caller.</summary>
-    public void Dispose() { }
 }

@@ -13,7 +13,7 @@ namespace LLGBM.Generators;
 /// teachers' own deltas (weight loss plus delta consistency Δ(decode(δ)) ≈ δ); generation chains them, so the decoder
 /// can also be driven by deltas from elsewhere (sums of deltas, retrieved or transferred ones).
 /// </summary>
-public sealed class TwoStageGenerator : nn.Module, ILoraGenerator
+public sealed class TwoStageGenerator : LoraGenerator
 {
     /// <summary>Per-feature mean of the training conditions' encodings [D] (a buffer).</summary>
     public readonly Tensor condition_mean;
@@ -50,16 +50,16 @@ public sealed class TwoStageGenerator : nn.Module, ILoraGenerator
     }
 
     /// <inheritdoc/>
-    public LoraConfig Lora { get; }
+    public override LoraConfig Lora { get; }
 
     /// <inheritdoc/>
-    public int ConditionDim { get; }
+    public override int ConditionDim { get; }
 
     /// <summary>The width of the deltas the decoder reads.</summary>
     public int DeltaDim { get; }
 
     /// <inheritdoc/>
-    public void SetConditionStatistics(Tensor mean, Tensor std)
+    public override void SetConditionStatistics(Tensor mean, Tensor std)
     {
         using var _ = no_grad();
         condition_mean.copy_(mean);
@@ -95,7 +95,7 @@ public sealed class TwoStageGenerator : nn.Module, ILoraGenerator
     }
 
     /// <inheritdoc/>
-    public LoraSet Generate(Tensor conditions)
+    public override LoraSet Generate(Tensor conditions)
     {
         using var scope = NewDisposeScope();
         var set = Decode(PredictDelta(conditions));
@@ -104,9 +104,26 @@ public sealed class TwoStageGenerator : nn.Module, ILoraGenerator
         return set;
     }
 
-    /// <inheritdoc/>
-    public IEnumerable<(string Name, Parameter Parameter)> NamedParameters() => named_parameters();
+    /// <summary>The condition statistics, and the decoder's: the deltas of every training task's teachers.</summary>
+    public override void FitStatistics(GeneratorData data)
+    {
+        base.FitStatistics(data);
+        using var deltas = data.Teachers.Deltas([.. data.TrainTasks.SelectMany(t => data.Teachers.ByTask[t.Spec.Name])]);
+        using var deltaMean = deltas.mean([0]);
+        using var deltaStd = deltas.std([0]);
+        SetDeltaStatistics(deltaMean, deltaStd);
+    }
 
-    /// <inheritdoc/>
-    public void SetTraining(bool training) => train(training);
+    /// <summary>
+    /// The predictor learns δ̂ from the condition (the auxiliary loss, relative MSE to the teachers' deltas); the
+    /// decoder learns from the teachers' own deltas (the adapters returned are the decoded teacher deltas).
+    /// </summary>
+    public override GeneratorStep TrainingStep(GeneratorStepInput input)
+    {
+        if (input.Config.WeightLoss == WeightLossKind.Tokens)
+            return base.TrainingStep(input);
+        using var target = input.TeacherDeltas();
+        var auxiliary = GeneratorTrainer.DeltaTerm(DeltaLossKind.RelativeMse, PredictDelta(input.Conditions), target);
+        return new GeneratorStep(Decode(target), Auxiliary: auxiliary);
+    }
 }

@@ -159,12 +159,7 @@ public static class PeftAdapter
             }
             SafetensorsWriter.Save(Path.Combine(dir, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
         }
-        AtomicFile.Write(configPath, stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 }));
-            writer.Write('\n');
-        });
+        AtomicFile.WriteText(configPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, IndentSize = 2 }) + "\n");
     }
 
     /// <summary>

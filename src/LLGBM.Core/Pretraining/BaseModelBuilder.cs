@@ -84,12 +84,7 @@ public static class BaseModelBuilder
             ["training_seconds"] = report.TrainingSeconds,
             ["evaluations"] = JsonNode.Parse(JsonSerializer.Serialize(report.Evaluations, TaskEvaluation.JsonOptions)),
         };
-        AtomicFile.Write(Path.Combine(directory, ReportName), stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            writer.Write('\n');
-        });
+        AtomicFile.WriteText(Path.Combine(directory, ReportName), json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 
     /// <summary>The report of a base model built here (<c>pretraining.json</c>), or null when there is none.</summary>

@@ -27,10 +27,5 @@ public sealed record TeacherCheckpoint(
 public sealed record TeacherTaskManifest(string Task, string Settings, string BaseModel, double TrainingSeconds, IReadOnlyList<TeacherCheckpoint> Checkpoints)
 {
     /// <summary>JSON options of the manifests (snake_case, indented).</summary>
-    public static JsonSerializerOptions JsonOptions { get; } = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-    };
+    public static JsonSerializerOptions JsonOptions => LlgbmJson.Options;
 }

@@ -104,12 +104,7 @@ public static class TeacherPool
             .OrderBy(m => m.Task, StringComparer.Ordinal)
             .ToList();
         var json = JsonSerializer.Serialize(new { teachers = manifests }, TeacherTaskManifest.JsonOptions);
-        AtomicFile.Write(Path.Combine(output, ManifestName), stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(json);
-            writer.Write('\n');
-        });
+        AtomicFile.WriteText(Path.Combine(output, ManifestName), json + "\n");
         return manifests;
     }
 
@@ -173,12 +168,7 @@ public static class TeacherPool
             evaluation.Stop();
         }, progress);
         var manifest = new TeacherTaskManifest(name, key, baseHash, watch.Elapsed.TotalSeconds - evaluation.Elapsed.TotalSeconds, checkpoints);
-        AtomicFile.Write(Path.Combine(taskDir, TaskManifestName), stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(JsonSerializer.Serialize(manifest, TeacherTaskManifest.JsonOptions));
-            writer.Write('\n');
-        });
+        AtomicFile.WriteText(Path.Combine(taskDir, TaskManifestName), JsonSerializer.Serialize(manifest, TeacherTaskManifest.JsonOptions) + "\n");
         return manifest;
     }
 

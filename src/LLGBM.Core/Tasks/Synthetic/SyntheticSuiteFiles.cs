@@ -23,12 +23,7 @@ public static class SyntheticSuiteFiles
         foreach (var task in tasks)
             TaskDirectory.Save(Path.Combine(root, task.Spec.Name), task);
         var manifest = Manifest(settings, tasks).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-        AtomicFile.Write(Path.Combine(root, ManifestName), stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(manifest);
-            writer.Write('\n');
-        });
+        AtomicFile.WriteText(Path.Combine(root, ManifestName), manifest + "\n");
         return tasks;
     }
 

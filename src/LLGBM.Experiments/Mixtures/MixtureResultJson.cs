@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace LLGBM.Cli.Mixtures;
+namespace LLGBM.Experiments;
 
 /// <summary>
 /// The JSON of a mixture experiment (<c>ROOT/mixtures/NAME.json</c>): the mixture, its components, the teachers used,

@@ -1,9 +1,10 @@
 using LLGBM.Evaluation;
+using LLGBM.Generators;
 using LLGBM.Lora;
 using LLGBM.Tasks;
 using static TorchSharp.torch;
 
-namespace LLGBM.Generators;
+namespace LLGBM.Experiments;
 
 /// <summary>The result of one method on one task: accuracy over several conditions (or one adapter).</summary>
 /// <param name="Method">The method (<c>generated</c>, <c>base</c>, <c>oracle</c>, <c>mean-teacher</c>, …).</param>
@@ -39,7 +40,7 @@ public static class GeneratorEvaluator
     }
 
     /// <summary>The adapters the generator emits for <paramref name="task"/>'s evaluation conditions (batched, no gradients).</summary>
-    public static LoraSet Generate(ILoraGenerator generator, GeneratorData data, GeneratorConfig config, string task)
+    public static LoraSet Generate(LoraGenerator generator, GeneratorData data, GeneratorConfig config, string task)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
@@ -57,7 +58,7 @@ public static class GeneratorEvaluator
             new EvaluationOptions { Limit = limit, Format = PromptFormat.Bare });
 
     /// <summary>Evaluates the generator on <paramref name="task"/>: one accuracy per evaluation condition.</summary>
-    public static MethodTaskResult EvaluateGenerated(ILoraGenerator generator, GeneratorData data, GeneratorConfig config, TaskData task, string method = "generated")
+    public static MethodTaskResult EvaluateGenerated(LoraGenerator generator, GeneratorData data, GeneratorConfig config, TaskData task, string method = "generated")
     {
         using var batched = Generate(generator, data, config, task.Spec.Name);
         var accuracies = new List<double>();
@@ -115,7 +116,7 @@ public static class GeneratorEvaluator
     /// The condition sensitivity of the generator over <paramref name="tasks"/>: <see cref="GeneratorConfig.EvalBatches"/>
     /// adapters per task from different prompt batches (at least two).
     /// </summary>
-    public static ConditionSensitivity Sensitivity(ILoraGenerator generator, GeneratorData data, GeneratorConfig config, IReadOnlyList<TaskData> tasks)
+    public static ConditionSensitivity Sensitivity(LoraGenerator generator, GeneratorData data, GeneratorConfig config, IReadOnlyList<TaskData> tasks)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();

@@ -1,7 +1,8 @@
 using System.Text.Json;
+using LLGBM.Generators;
 using static TorchSharp.torch;
 
-namespace LLGBM.Generators;
+namespace LLGBM.Experiments;
 
 /// <summary>Whether one run's predictor can drive another run's decoder, and why not when it cannot.</summary>
 /// <param name="Composable">Whether the two compose.</param>

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LLGBM.Checkpoints;
 using LLGBM.Delta;
+using LLGBM.Generators;
 using LLGBM.Lora;
 using LLGBM.Model;
 using LLGBM.Tasks;
@@ -10,7 +11,7 @@ using LLGBM.Teachers;
 using LLGBM.Text;
 using static TorchSharp.torch;
 
-namespace LLGBM.Generators;
+namespace LLGBM.Experiments;
 
 /// <summary>One adapter generated from one prompt batch of a task, embedded as <see cref="TeacherEmbeddings"/> embeds a teacher.</summary>
 /// <param name="Task">The task the prompts come from.</param>

@@ -1,7 +1,7 @@
 using LLGBM.Generators;
 using LLGBM.Tasks;
 
-namespace LLGBM.Cli.Mixtures;
+namespace LLGBM.Experiments;
 
 /// <summary>The condition texts of a two-task mixture: prompts (with answers) drawn from both components.</summary>
 public static class MixtureCondition

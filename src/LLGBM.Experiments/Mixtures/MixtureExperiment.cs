@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using LLGBM.Algebra;
 using LLGBM.Checkpoints;
-using LLGBM.Cli.Commands;
+using LLGBM.Conditioning;
 using LLGBM.Delta;
 using LLGBM.Evaluation;
 using LLGBM.Generators;
@@ -13,7 +13,7 @@ using LLGBM.Teachers;
 using LLGBM.Text;
 using static TorchSharp.torch;
 
-namespace LLGBM.Cli.Mixtures;
+namespace LLGBM.Experiments;
 
 /// <summary>Where the inputs of a mixture experiment live, and its choices.</summary>
 public sealed record MixtureExperimentSettings
@@ -208,7 +208,7 @@ public static class MixtureExperiment
                     using var scope = NewDisposeScope();
                     using var _ = no_grad();
                     var predicted = Predict(twoStage, encoding, MixtureCondition.Texts(first, config.ConditionPrompts, seed, config.ConditionMode), s.Device)
-                        + Predict(twoStage, encoding, MixtureCondition.Texts(second, config.ConditionPrompts, seed, config.ConditionMode), s.Device);
+                        .add(Predict(twoStage, encoding, MixtureCondition.Texts(second, config.ConditionPrompts, seed, config.ConditionMode), s.Device), OwnedScalars.One);
                     using var adapter = Unbatch(twoStage.Decode(predicted));
                     runs.Add(Measure($"{name}: decode(δ̂_A + δ̂_B), condition {c + 1}", adapter));
                 }
@@ -275,7 +275,7 @@ public static class MixtureExperiment
         return new MixtureTeacher(s.Mixture, last.Step, Path.Combine(s.MixtureTeachers, last.Adapter));
     }
 
-    static (GeneratorConfig Config, ConditionEncoding Encoding, ILoraGenerator Generator, Conditioning.ISentenceEncoder Encoder) OpenRun(
+    static (GeneratorConfig Config, ConditionEncoding Encoding, LoraGenerator Generator, Conditioning.ISentenceEncoder Encoder) OpenRun(
         MixtureExperimentSettings s, string runDir, Qwen2Config model)
     {
         var configPath = Path.Combine(runDir, GeneratorRun.ConfigFile);
@@ -283,7 +283,7 @@ public static class MixtureExperiment
             throw new LlgbmException($"{runDir}: not a generator run (no {GeneratorRun.ConfigFile}).");
         var config = GeneratorConfig.Load(configPath);
         var info = GeneratorRun.ReadRunFile(runDir);
-        var encoder = GeneratorCommand.OpenEncoder(config.Encoder, s.Base, config.Seed, s.Encodings, s.Device);
+        var encoder = SentenceEncoders.OpenCached(config.Encoder, s.Base, config.Seed, s.Encodings, s.Device);
         try
         {
             if (encoder.Identity != info.Encoder)

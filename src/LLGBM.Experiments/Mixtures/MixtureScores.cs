@@ -1,7 +1,7 @@
 using LLGBM.Algebra;
 using LLGBM.Evaluation;
 
-namespace LLGBM.Cli.Mixtures;
+namespace LLGBM.Experiments;
 
 /// <summary>
 /// One adapter's accuracy on a two-task mixture: on each component's first n test examples, and pooled over both,

@@ -1,10 +1,11 @@
 using System.Text.Json;
+using LLGBM.Generators;
 using LLGBM.Lora;
 using LLGBM.Tasks;
 using LLGBM.Tasks.Synthetic;
 using static TorchSharp.torch;
 
-namespace LLGBM.Generators;
+namespace LLGBM.Experiments;
 
 /// <summary>One method on one task under one rewrite of the condition texts.</summary>
 /// <param name="Run">The run directory's name.</param>
@@ -77,7 +78,7 @@ public static class RobustnessEvaluator
     /// texts and scores each; <paramref name="original"/>, when given, supplies the original accuracies.
     /// </summary>
     public static IReadOnlyList<TaskOutcome> EvaluateTask(
-        ILoraGenerator generator, GeneratorData data, GeneratorConfig config, ConditionEncoding encoding, TaskData task,
+        LoraGenerator generator, GeneratorData data, GeneratorConfig config, ConditionEncoding encoding, TaskData task,
         IReadOnlyList<PromptTransform> transforms, MethodTaskResult? original = null)
     {
         var name = task.Spec.Name;
@@ -137,10 +138,6 @@ public static class RobustnessEvaluator
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var text = JsonSerializer.Serialize(new { results }, JsonOptions);
-        AtomicFile.Write(path, stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(text);
-        });
+        AtomicFile.WriteText(path, text);
     }
 }

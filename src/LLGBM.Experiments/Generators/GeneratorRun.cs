@@ -1,11 +1,12 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LLGBM.Checkpoints;
+using LLGBM.Generators;
 using LLGBM.Lora;
 using LLGBM.Training;
 using static TorchSharp.torch;
 
-namespace LLGBM.Generators;
+namespace LLGBM.Experiments;
 
 /// <summary>The evaluation of a generator at one step: every method on every held-out task, and condition sensitivity.</summary>
 /// <param name="Step">The training step.</param>
@@ -74,19 +75,9 @@ public static class GeneratorRun
             log?.Invoke($"{runDir}: the run never reached a checkpoint; starting it afresh with this configuration");
         using var data = GeneratorData.Load(inputs, config, encoding.Encode, encoding.Identity, log, device);
         using var generator = GeneratorFactory.Create(config, data.Teachers.Lora, data.Model.Config, data.Conditions.Dim, (int)data.Embedder.Dim, device);
-        var (mean, std) = data.ConditionStatistics();
-        generator.SetConditionStatistics(mean, std);
-        mean.Dispose();
-        std.Dispose();
-        if (generator is TwoStageGenerator twoStage)
-        {
-            using var deltas = data.Teachers.Deltas([.. data.TrainTasks.SelectMany(t => data.Teachers.ByTask[t.Spec.Name])]);
-            using var deltaMean = deltas.mean([0]);
-            using var deltaStd = deltas.std([0]);
-            twoStage.SetDeltaStatistics(deltaMean, deltaStd);
-        }
+        generator.FitStatistics(data);
         Directory.CreateDirectory(runDir);
-        WriteText(configPath, configJson);
+        AtomicFile.WriteText(configPath, configJson);
         WriteRunFile(runDir, inputs, encoding, data);
         var resumeStep = GeneratorCheckpoint.LatestStep(runDir) ?? 0;
         var metricsPath = Path.Combine(runDir, MetricsFile);
@@ -113,7 +104,7 @@ public static class GeneratorRun
                 else
                 {
                     GeneratorCheckpoint.Load(runDir, resumeStep, (TorchSharp.torch.nn.Module)generator);
-                    generator.SetTraining(false);
+                    generator.eval();
                     last = Evaluate(generator, data, config, resumeStep, withReferences: resumeStep == config.Steps, log, ReferenceCache(runDir));
                     WriteResults(stepFile, last);
                 }
@@ -203,7 +194,7 @@ public static class GeneratorRun
     /// sensitivity on held-out and training tasks.
     /// </summary>
     public static GeneratorEvaluation Evaluate(
-        ILoraGenerator generator, GeneratorData data, GeneratorConfig config, int step, bool withReferences,
+        LoraGenerator generator, GeneratorData data, GeneratorConfig config, int step, bool withReferences,
         Action<string>? log = null, string? referenceCache = null)
     {
         var results = new List<MethodTaskResult>();
@@ -230,7 +221,7 @@ public static class GeneratorRun
             if (path is not null)
             {
                 Directory.CreateDirectory(referenceCache!);
-                WriteText(path, JsonSerializer.Serialize(result, ResultsJson));
+                AtomicFile.WriteText(path, JsonSerializer.Serialize(result, ResultsJson));
             }
             return result;
         }
@@ -295,7 +286,7 @@ public static class GeneratorRun
     public static void WriteResults(string path, GeneratorEvaluation evaluation)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        WriteText(path, JsonSerializer.Serialize(evaluation, ResultsJson));
+        AtomicFile.WriteText(path, JsonSerializer.Serialize(evaluation, ResultsJson));
     }
 
     /// <summary>Reads an evaluation written by <see cref="WriteResults"/>.</summary>
@@ -330,7 +321,7 @@ public static class GeneratorRun
             ["train_tasks"] = new JsonArray([.. data.TrainTasks.Select(t => (JsonNode)t.Spec.Name)]),
             ["test_tasks"] = new JsonArray([.. data.TestTasks.Select(t => (JsonNode)t.Spec.Name)]),
         };
-        WriteText(Path.Combine(runDir, RunFile), run.ToJsonString(Json));
+        AtomicFile.WriteText(Path.Combine(runDir, RunFile), run.ToJsonString(Json));
     }
 
     /// <summary>What <c>run.json</c> records.</summary>
@@ -382,7 +373,7 @@ public static class GeneratorRun
     /// The generator of a run at its latest checkpoint (or <paramref name="step"/>), in evaluation mode, for a model of
     /// <paramref name="model"/>'s shape; the caller disposes it.
     /// </summary>
-    public static ILoraGenerator LoadGenerator(string runDir, Model.Qwen2Config model, int? step = null, Device? device = null)
+    public static LoraGenerator LoadGenerator(string runDir, Model.Qwen2Config model, int? step = null, Device? device = null)
     {
         var config = GeneratorConfig.Load(Path.Combine(runDir, ConfigFile));
         var info = ReadRunFile(runDir);
@@ -398,7 +389,7 @@ public static class GeneratorRun
             generator.Dispose();
             throw;
         }
-        generator.SetTraining(false);
+        generator.eval();
         return generator;
     }
 
@@ -406,7 +397,7 @@ public static class GeneratorRun
     /// One adapter from one condition: <paramref name="texts"/> (K prompts, or prompts with answers, as the run was
     /// trained) encoded with <paramref name="encoding"/>, through the generator; an unbatched set that owns its tensors.
     /// </summary>
-    public static LoraSet GenerateOne(ILoraGenerator generator, ConditionEncoding encoding, IReadOnlyList<string> texts, Device? device = null)
+    public static LoraSet GenerateOne(LoraGenerator generator, ConditionEncoding encoding, IReadOnlyList<string> texts, Device? device = null)
     {
         if (texts.Count == 0)
             throw new LlgbmException("Generate: the condition has no prompts.");
@@ -419,11 +410,4 @@ public static class GeneratorRun
             modules[path] = m with { A = m.A![0].clone().MoveToOuterDisposeScope(), B = m.B![0].clone().MoveToOuterDisposeScope() };
         return new LoraSet(modules, ownsTensors: true);
     }
-
-    static void WriteText(string path, string text) =>
-        AtomicFile.Write(path, stream =>
-        {
-            using var writer = new StreamWriter(stream, leaveOpen: true);
-            writer.Write(text);
-        });
 }
