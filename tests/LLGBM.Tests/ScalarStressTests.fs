@@ -20,6 +20,20 @@ let tests =
             Expect.isGreaterThan result.Collections result.Rounds "collections were forced throughout"
         }
 
+        test "AdamWWithOwnedScalars (parameters, lr, decay) sets the weight decay, and TorchSharp's betas and eps" {
+            use p = new TorchSharp.Modules.Parameter(torch.zeros ([| 2L |]))
+            use o = new LLGBM.Training.AdamWWithOwnedScalars([ p ], 0.01, 0.1)
+
+            let options =
+                (Seq.exactlyOne o.ParamGroups :?> TorchSharp.Modules.AdamW.ParamGroup).Options
+
+            Expect.equal options.LearningRate.Value 0.01 "lr"
+            Expect.equal options.weight_decay.Value 0.1 "weight decay"
+            Expect.equal options.beta1.Value 0.9 "beta1"
+            Expect.equal options.beta2.Value 0.999 "beta2"
+            Expect.equal options.eps.Value 1e-8 "eps"
+        }
+
         test "AdamWWithOwnedScalars takes the same steps as TorchSharp's AdamW, bit for bit" {
             for amsgrad, maximize, weightDecay in [ false, false, 0.01; true, false, 0.0; false, true, 0.1 ] do
                 use g = new torch.Generator(11UL)

@@ -37,7 +37,7 @@ public static class GeneratorTrainer
     {
         config.Validate();
         var parameters = generator.named_parameters().Select(p => p.parameter).ToList();
-        using var optimizer = new AdamWWithOwnedScalars(parameters, config.LearningRate, config.WeightDecay);
+        using var optimizer = new AdamWWithOwnedScalars(parameters, config.LearningRate, weight_decay: config.WeightDecay);
         var schedule = new LearningRateSchedule { Peak = config.LearningRate, WarmupSteps = config.WarmupSteps, TotalSteps = config.Steps };
         var start = GeneratorCheckpoint.LatestStep(runDir) ?? 0;
         if (start > 0)

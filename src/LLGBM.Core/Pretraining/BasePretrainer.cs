@@ -49,7 +49,7 @@ public static class BasePretrainer
         model.InitializeWeights(settings.Seed);
         model.train();
         var schedule = new LearningRateSchedule { Peak = settings.LearningRate, WarmupSteps = settings.WarmupSteps, TotalSteps = settings.Steps };
-        using var optimizer = new AdamWWithOwnedScalars(model.parameters(), settings.LearningRate, settings.WeightDecay);
+        using var optimizer = new AdamWWithOwnedScalars(model.parameters(), settings.LearningRate, weight_decay: settings.WeightDecay);
         var random = new Random((int)(settings.Seed & int.MaxValue));
         var sampler = new LossWeightedTaskSampler(pools.Length, settings.SamplingFloor);
         var padId = tokenizer.EndOfTextId;

@@ -46,7 +46,7 @@ public static class TeacherTrainer
                 p.requires_grad = false;
             model.train();
             var schedule = new LearningRateSchedule { Peak = settings.LearningRate, WarmupSteps = settings.WarmupSteps, TotalSteps = settings.Steps };
-            using var optimizer = new AdamWWithOwnedScalars(adapter.Parameters(), settings.LearningRate, settings.WeightDecay);
+            using var optimizer = new AdamWWithOwnedScalars(adapter.Parameters(), settings.LearningRate, weight_decay: settings.WeightDecay);
             var lossSum = 0.0;
             var lossCount = 0;
             for (var step = 0; step < settings.Steps; step++)

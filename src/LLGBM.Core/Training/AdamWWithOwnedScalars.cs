@@ -16,10 +16,15 @@ namespace LLGBM.Training;
 /// </summary>
 public sealed class AdamWWithOwnedScalars : AdamW
 {
-    /// <summary>AdamW over <paramref name="parameters"/>; the arguments and defaults are TorchSharp's.</summary>
+    /// <summary>
+    /// AdamW over <paramref name="parameters"/> with learning rate <paramref name="lr"/> and decoupled weight decay
+    /// <paramref name="weight_decay"/>; the other arguments and their defaults are TorchSharp's. (The weight decay comes
+    /// third, not after the betas as in TorchSharp's constructor, so that <c>(parameters, lr, decay)</c> means what it
+    /// says.)
+    /// </summary>
     public AdamWWithOwnedScalars(
-        IEnumerable<Parameter> parameters, double lr = 0.001, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
-        double weight_decay = 0.0, bool amsgrad = false, bool maximize = false)
+        IEnumerable<Parameter> parameters, double lr, double weight_decay, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, bool amsgrad = false, bool maximize = false)
         : base(parameters, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize) { }
 
     /// <inheritdoc/>
