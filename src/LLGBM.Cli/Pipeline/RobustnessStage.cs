@@ -12,12 +12,6 @@ namespace LLGBM.Cli.Pipeline;
 /// </summary>
 public static class RobustnessStage
 {
-    /// <summary>Where the low-data runs live under the results root.</summary>
-    public static string LowDataRoot(string root) => new RunsLayout(root).LowData;
-
-    /// <summary>The robustness results file under the results root.</summary>
-    public static string ResultsFile(string root) => new RunsLayout(root).Robustness;
-
     /// <summary>
     /// Runs the stage, the low-data runs through <paramref name="runJobs"/> (at once when the pipeline has several
     /// jobs); returns 0, or the exit code of the first command that failed.
@@ -33,14 +27,14 @@ public static class RobustnessStage
                 "--teacher-checkpoints" => "-ckpt" + pair[1],
                 _ => throw new LlgbmException($"Pipeline plan: low-data option {pair[0]} is not --train-fraction or --teacher-checkpoints."),
             }));
-            return new LlgbmJob(name, ["generator", "train", "--config", config, "--runs", root, "--seed", "0", "--out", Path.Combine(LowDataRoot(root), name), .. options]);
+            return new LlgbmJob(name, ["generator", "train", "--config", config, "--runs", root, "--seed", "0", "--out", Path.Combine(new RunsLayout(root).LowData, name), .. options]);
         }).ToList();
         var code = runJobs(lowData);
         if (code != 0)
             return code;
         var layout = new RunsLayout(root);
         var runs = plan.Robustness.Runs.SelectMany(r => new[] { "--run", layout.Generator(PipelinePlan.RunName(r.Config, r)) });
-        return PipelineSteps.Once(ResultsFile(root), log, file =>
+        return PipelineSteps.Once(layout.Robustness, log, file =>
             PipelineSteps.Llgbm(["generator", "robustness", .. runs, "--encodings", layout.Encodings, "--out", file], log));
     }
 
