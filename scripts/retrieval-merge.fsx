@@ -20,7 +20,9 @@ let arg i fallback =
     | Some a -> a
     | None -> fallback
 
-let layout = LLGBM.Experiments.RunsLayout(arg 1 LLGBM.Experiments.RunsLayout.DefaultRoot)
+let layout =
+    LLGBM.Experiments.RunsLayout(arg 1 LLGBM.Experiments.RunsLayout.DefaultRoot)
+
 let task = arg 2 "reverse"
 let output = arg 3 (Path.Combine("paper", $"retrieval-merge-{task}.md"))
 
@@ -47,9 +49,9 @@ let model = Qwen2Checkpoint.Load(layout.Base)
 let tokenizer = LLGBM.Text.Tokenizers.Load(layout.Base)
 
 let evaluate =
-    RetrieveMerge.evaluator model tokenizer suite[task] (EvaluationOptions(Limit = 100))
+    LLGBM.Experiments.RetrieveMergeExperiment.Evaluator(model, tokenizer, suite[task], EvaluationOptions(Limit = 100))
 
-let teachers = new RetrieveMerge.TeacherCache(model.Config)
+let teachers = new LLGBM.Experiments.TeacherVectors(model.Config)
 
 let conditions =
     PromptBatches.SampleMany(suite[task], 8, 3, 1L, PromptBatchMode.PromptsWithAnswers)

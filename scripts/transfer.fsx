@@ -36,7 +36,8 @@ if not meaning.Composable then
 
 /// The final evaluation of a run of the stage (RUNS/transfer/runs/NAME), when it finished.
 let runResults (name: string) =
-    let path = Path.Combine(layout.TransferRun name, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile)
+    let path =
+        Path.Combine(layout.TransferRun name, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile)
 
     if File.Exists path then
         Some(GeneratorRun.ReadResults path)

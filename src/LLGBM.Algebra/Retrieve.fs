@@ -15,6 +15,12 @@ type Similarity =
     /// Euclidean distance (lower is nearer).
     | L2
 
+    /// The similarity's name: cosine or l2.
+    member this.Name =
+        match this with
+        | Cosine -> "cosine"
+        | L2 -> "l2"
+
     /// The similarity named `name` (cosine or l2).
     static member Parse(name: string) =
         match name with
@@ -81,6 +87,12 @@ type Weighting =
     | Uniform
     /// softmax(score / temperature) for cosine, softmax(−distance / temperature) for L2.
     | Softmax of temperature: float
+
+    /// "uniform", or "softmax (temperature T)".
+    member this.Describe() =
+        match this with
+        | Uniform -> "uniform"
+        | Softmax t -> $"softmax (temperature {t})"
 
     /// "uniform", or "softmax" with the given temperature.
     static member Parse(name: string, temperature: float) =

@@ -39,11 +39,4 @@ public static class TorchChoices
         "f16" or "float16" => ScalarType.Float16,
         _ => throw new LlgbmException($"--dtype {name}: expected one of {string.Join(", ", DtypeNames)}."),
     };
-
-    /// <summary>Waits for queued GPU work so that wall-clock timings are honest.</summary>
-    public static void Synchronize(Device device)
-    {
-        if (device.type == DeviceType.CUDA)
-            cuda.synchronize(device);
-    }
 }

@@ -7,6 +7,7 @@ open LLGBM.Tasks
 open LLGBM.Evaluation
 open LLGBM.Cli
 open LLGBM.Cli.Commands
+open LLGBM.Experiments
 open LLGBM.Tests.TestModels
 open LLGBM.Tests.EvaluationFixtures
 open LLGBM.Tests.SafetensorsTests.Kit
@@ -30,7 +31,7 @@ let tests =
             let lines = ResizeArray<string>()
 
             let results =
-                EvalCommand.EvaluateAll(
+                SuiteEvaluation.EvaluateAll(
                     evaluated model,
                     tok,
                     tasks,
@@ -101,15 +102,16 @@ let tests =
         }
 
         test "Select: the named tasks in the given order, all when none is named; unknown names are an error" {
-            Expect.equal (EvalCommand.Select(tasks, [||])) tasks "all"
+            Expect.equal (SuiteEvaluation.Select(tasks, [||])) tasks "all"
 
             Expect.equal
-                (List.ofSeq (EvalCommand.Select(tasks, [| "mc"; "gen"; "mc" |])))
+                (List.ofSeq (SuiteEvaluation.Select(tasks, [| "mc"; "gen"; "mc" |])))
                 [ tasks[1]; tasks[0] ]
                 "named"
 
             let message =
-                errorMessage<LLGBM.LlgbmException>(fun () -> EvalCommand.Select(tasks, [| "gen"; "nope" |]) |> ignore)
+                errorMessage<LLGBM.LlgbmException>(fun () ->
+                    SuiteEvaluation.Select(tasks, [| "gen"; "nope" |]) |> ignore)
 
             Expect.stringContains message "nope" "names the unknown task"
             Expect.stringContains message "gen, mc" "lists the available tasks"

@@ -10,6 +10,7 @@ open LLGBM.Algebra
 open LLGBM.Checkpoints
 open LLGBM.Cli.Commands
 open LLGBM.Delta
+open LLGBM.Experiments
 open LLGBM.Lora
 open LLGBM.Model
 open LLGBM.Tasks
@@ -292,9 +293,9 @@ let tests =
                     r.GetProperty("representation").GetString() = name
                     && r.GetProperty("level").GetString() = level)
 
-            let deltaRow = row EvalDeltasCommand.DeltaName "checkpoint"
+            let deltaRow = row DeltaQualityStudy.DeltaName "checkpoint"
             Expect.equal (deltaRow.GetProperty("points").GetInt32()) 8 "mixture left out: 4 tasks x 2"
-            Expect.equal ((row EvalDeltasCommand.PromptsName "task").GetProperty("points").GetInt32()) 4 "task level"
+            Expect.equal ((row DeltaQualityStudy.PromptsName "task").GetProperty("points").GetInt32()) 4 "task level"
 
             // the same numbers from the cache's own deltas, with the naive silhouette
             let loaded =
@@ -331,7 +332,7 @@ let tests =
 
                 let deltaAdditivity =
                     additivity
-                    |> Array.find (fun r -> r.GetProperty("representation").GetString() = EvalDeltasCommand.DeltaName)
+                    |> Array.find (fun r -> r.GetProperty("representation").GetString() = DeltaQualityStudy.DeltaName)
 
                 Expect.floatClose
                     Accuracy.high

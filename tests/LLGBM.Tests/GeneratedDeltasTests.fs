@@ -163,7 +163,7 @@ let tests =
             let set = embedder.Embed(run, tasks, encoding, 2, 0L)
 
             let result =
-                EvalGeneratedDeltasCommand.Evaluate(set, embedder, EvalDeltasCommand.Mixtures tasks)
+                GeneratedDeltaStudy.Evaluate(set, embedder, DeltaQualityStudy.Mixtures tasks)
 
             Expect.equal (result.Representations |> Array.map _.Name).Length 4 "four representations"
             // Held-out: only reverse (one domain), so only the level over every adapter.

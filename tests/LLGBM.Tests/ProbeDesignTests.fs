@@ -7,6 +7,7 @@ open LLGBM
 open LLGBM.Cli.Commands
 open LLGBM.Cli.Pipeline
 open LLGBM.Delta
+open LLGBM.Experiments
 open LLGBM.Tasks
 open LLGBM.Text
 open LLGBM.Tests.TestCli
@@ -79,15 +80,14 @@ let tests =
             let all = ProbeDesignVariant.Standard(TaskSuite.LoadAll suite, 4)
 
             Expect.equal
-                (names (EvalProbeDesignCommand.Choose(all, "pool-mean,layers-2,4,-1-concat,generic-1")))
+                (names (ProbeDesignStudy.Choose(all, "pool-mean,layers-2,4,-1-concat,generic-1")))
                 [ "pool-mean"; "layers-2,4,-1-concat"; "generic-1" ]
                 "chosen"
 
-            Expect.equal (names (EvalProbeDesignCommand.Choose(all, null))) (names all) "all by default"
+            Expect.equal (names (ProbeDesignStudy.Choose(all, null))) (names all) "all by default"
 
             Expect.stringContains
-                (errorMessage<LlgbmException>(fun () ->
-                    EvalProbeDesignCommand.Choose(all, "generic-5,generic-7") |> ignore))
+                (errorMessage<LlgbmException>(fun () -> ProbeDesignStudy.Choose(all, "generic-5,generic-7") |> ignore))
                 "\"generic-7\" is not a variant"
                 "unknown"
         }
@@ -99,7 +99,7 @@ let tests =
             let all = ProbeDesignVariant.Standard(tasks, 4)
 
             let chosen =
-                EvalProbeDesignCommand.Choose(all, "generic-5,layers-2,4,-1-concat,layers-2,4,-1-mean")
+                ProbeDesignStudy.Choose(all, "generic-5,layers-2,4,-1-concat,layers-2,4,-1-mean")
 
             let struct (adapters, deltas) = PoolDeltaVariants.Compute(baseDir, pool, chosen)
             Expect.equal adapters.Count 10 "5 tasks x 2 checkpoints"
@@ -215,7 +215,7 @@ let tests =
                 let args = plan.DeltaStudy.ProbeDesignArgs |> List.ofSeq
 
                 match args |> List.tryFindIndex ((=) "--variants") with
-                | Some i -> EvalProbeDesignCommand.Choose(all, args[i + 1]) |> ignore
+                | Some i -> ProbeDesignStudy.Choose(all, args[i + 1]) |> ignore
                 | None -> ()
         }
     ]

@@ -7,7 +7,7 @@ module LLGBM.Tests.ScalarStressTests
 open Expecto
 open LLGBM.Model
 open LLGBM.Model.Modules
-open LLGBM.Cli.Benchmarks
+open LLGBM.Experiments.Benchmarks
 open TorchSharp
 
 [<Tests>]

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Text.Json;
 using LLGBM.Checkpoints;
-using LLGBM.Cli.Benchmarks;
 using LLGBM.Conditioning;
 using LLGBM.Experiments;
+using LLGBM.Experiments.Benchmarks;
 using LLGBM.Generators;
 using LLGBM.Model;
 using Spectre.Console;
@@ -72,7 +72,7 @@ public static class BenchCommand
             var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
             var err = CommandAction.Err(parse);
             using var encoder = SentenceEncoders.OpenCached(loaded[0].Encoder, inputs.Base, loaded[0].Seed, layout.Encodings, torchDevice);
-            var result = Benchmarks.GeneratorBenchmark.Run(loaded, inputs, ConditionEncoding.From(encoder), parse.GetValue(warmup), parse.GetValue(steps), line => err.WriteLine($"[bench] {line}"), torchDevice);
+            var result = GeneratorBenchmark.Run(loaded, inputs, ConditionEncoding.From(encoder), parse.GetValue(warmup), parse.GetValue(steps), line => err.WriteLine($"[bench] {line}"), torchDevice);
             var output = CommandAction.Out(parse);
             if (parse.GetValue(json))
             {

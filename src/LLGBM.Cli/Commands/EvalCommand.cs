@@ -1,6 +1,7 @@
 using System.CommandLine;
 using LLGBM.Checkpoints;
 using LLGBM.Evaluation;
+using LLGBM.Experiments;
 using LLGBM.Tasks;
 using LLGBM.Text;
 using Spectre.Console;
@@ -50,14 +51,14 @@ public static class EvalCommand
                 KeepPredictions = parse.GetValue(predictions),
             }.Validate();
             var formats = Formats(parse.GetValue(format)!);
-            var selected = Select(TaskSuite.LoadAll(parse.GetValue(tasks)!), parse.GetValue(task) ?? []);
-            RefuseEmptyTestSplits(parse.GetValue(tasks)!, selected);
+            var selected = SuiteEvaluation.Select(TaskSuite.LoadAll(parse.GetValue(tasks)!), parse.GetValue(task) ?? []);
+            SuiteEvaluation.RefuseEmptyTestSplits(parse.GetValue(tasks)!, selected);
             var directory = parse.GetValue(model)!;
             var tokenizer = Tokenizers.Load(directory);
             using var lm = Qwen2Checkpoint.Load(directory, TorchChoices.Device(parse.GetValue(device)!), TorchChoices.Dtype(parse.GetValue(dtype)!));
             var evaluated = new Qwen2EvaluatedModel(lm, ModelName(directory));
             var err = CommandAction.Err(parse);
-            var results = EvaluateAll(evaluated, tokenizer, selected, formats, options, line => err.WriteLine($"[eval] {line}"));
+            var results = SuiteEvaluation.EvaluateAll(evaluated, tokenizer, selected, formats, options, line => err.WriteLine($"[eval] {line}"));
             if (parse.GetValue(output) is { } path)
                 EvaluationResults.Write(path, results);
             if (parse.GetValue(json))
@@ -67,66 +68,6 @@ public static class EvalCommand
             return 0;
         });
         return command;
-    }
-
-    /// <summary>
-    /// Evaluates every task in every format, in that order (task-major); <paramref name="log"/> gets progress lines
-    /// (about every tenth of a task) and each result.
-    /// </summary>
-    public static IReadOnlyList<TaskEvaluation> EvaluateAll(
-        IEvaluatedModel model, ITokenizer tokenizer, IReadOnlyList<TaskData> tasks, IReadOnlyList<PromptFormat> formats,
-        EvaluationOptions options, Action<string>? log = null)
-    {
-        var results = new List<TaskEvaluation>();
-        foreach (var task in tasks)
-            foreach (var format in formats)
-            {
-                var label = $"{task.Spec.Name} ({PromptFormatNames.Name(format)})";
-                var reported = 0;
-                var result = TaskEvaluator.Evaluate(model, tokenizer, task, options with
-                {
-                    Format = format,
-                    Progress = (done, total) =>
-                    {
-                        if (log is null || done * 10 / Math.Max(total, 1) <= reported)
-                            return;
-                        reported = done * 10 / total;
-                        log($"{label}: {done}/{total}");
-                    },
-                });
-                log?.Invoke($"{label}: {result.Metric} {result.Accuracy:F4} ({result.Correct}/{result.N})");
-                results.Add(result);
-            }
-        return results;
-    }
-
-    /// <summary>The tasks named in <paramref name="names"/>, in the order given (all tasks when none are named); an error names unknown tasks.</summary>
-    public static IReadOnlyList<TaskData> Select(IReadOnlyList<TaskData> tasks, IReadOnlyList<string> names)
-    {
-        if (names.Count == 0)
-            return tasks;
-        var byName = tasks.ToDictionary(t => t.Spec.Name, StringComparer.Ordinal);
-        var unknown = names.Where(n => !byName.ContainsKey(n)).ToArray();
-        if (unknown.Length > 0)
-            throw new LlgbmException(
-                $"--task: no task named {string.Join(", ", unknown)}; available: {string.Join(", ", tasks.Select(t => t.Spec.Name).Order(StringComparer.Ordinal))}.");
-        return names.Distinct().Select(n => byName[n]).ToArray();
-    }
-
-    /// <summary>
-    /// Refuses tasks without test examples (a task imported without <c>--test-input</c>, an emptied file): an accuracy
-    /// over no examples is not a number to report. The error names the task and its <c>test.jsonl</c>.
-    /// </summary>
-    public static void RefuseEmptyTestSplits(string root, IReadOnlyList<TaskData> tasks)
-    {
-        if (tasks.FirstOrDefault(t => t.Test.Count == 0) is not { } empty)
-            return;
-        var directory = Directory.EnumerateFiles(root, TaskDirectory.SpecFileName, SearchOption.AllDirectories)
-            .Select(spec => Path.GetDirectoryName(spec)!)
-            .FirstOrDefault(d => TaskDirectory.ReadSpec(Path.Combine(d, TaskDirectory.SpecFileName)).Name == empty.Spec.Name);
-        var file = directory is null ? $"{root}/…/{TaskDirectory.TestFileName}" : Path.Combine(directory, TaskDirectory.TestFileName);
-        throw new LlgbmException(
-            $"'{file}': task {empty.Spec.Name} has no test examples, so there is nothing to evaluate (add examples, e.g. tasks import --test-input, or leave the task out with --task).");
     }
 
     /// <summary>The prompt formats of a <c>--format</c> value: bare, instructed, or both (bare first).</summary>

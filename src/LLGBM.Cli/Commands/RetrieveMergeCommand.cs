@@ -10,7 +10,7 @@ using Spectre.Console;
 namespace LLGBM.Cli.Commands;
 
 /// <summary>
-/// <c>llgbm retrieve-merge</c>: the B2 baseline (<c>LLGBM.Algebra.RetrieveMerge</c>) on a held-out task: predict δ̂ from
+/// <c>llgbm retrieve-merge</c>: the B2 baseline (<see cref="RetrieveMergeExperiment"/>) on a held-out task: predict δ̂ from
 /// each condition by nearest-condition lookup, retrieve the top-k teacher adapters by delta, merge them (average vs
 /// TIES) and evaluate, next to the base model and the mean teacher.
 /// </summary>
@@ -76,14 +76,28 @@ public static class RetrieveMergeCommand
                 parse.GetValue(k), Retrieve.Similarity.Parse(parse.GetValue(similarity)!),
                 Retrieve.Weighting.Parse(parse.GetValue(weighting)!, parse.GetValue(temperature)), mergeSettings,
                 !parse.GetValue(allCheckpoints));
-            var experiment = new RetrieveMerge.Experiment(
-                parse.GetValue(baseModel)!, parse.GetValue(tasks)!, parse.GetValue(teachers)!, parse.GetValue(deltas)!, probeSet, spec,
-                parse.GetValue(task)!, parse.GetValue(exclude) ?? [], settings, parse.GetValue(conditions), parse.GetValue(batchSize),
-                parse.GetValue(promptsOnly) ? PromptBatchMode.PromptsOnly : PromptBatchMode.PromptsWithAnswers,
-                parse.GetValue(libraryBatches), seedValue, parse.GetValue(limit), TorchChoices.Device(parse.GetValue(device)!));
+            var experiment = new RetrieveMergeSettings
+            {
+                Base = parse.GetValue(baseModel)!,
+                Tasks = parse.GetValue(tasks)!,
+                Teachers = parse.GetValue(teachers)!,
+                Deltas = parse.GetValue(deltas)!,
+                Probes = probeSet,
+                Spec = spec,
+                Task = parse.GetValue(task)!,
+                Exclude = parse.GetValue(exclude) ?? [],
+                Retrieval = settings,
+                Conditions = parse.GetValue(conditions),
+                BatchSize = parse.GetValue(batchSize),
+                Mode = parse.GetValue(promptsOnly) ? PromptBatchMode.PromptsOnly : PromptBatchMode.PromptsWithAnswers,
+                LibraryBatches = parse.GetValue(libraryBatches),
+                Seed = seedValue,
+                Limit = parse.GetValue(limit),
+                Device = TorchChoices.Device(parse.GetValue(device)!),
+            };
             var err = CommandAction.Err(parse);
-            var result = experiment.Run(line => err.WriteLine($"[retrieve-merge] {line}"));
-            var text = RetrieveMerge.ToJson(result).ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+            var result = RetrieveMergeExperiment.Run(experiment, line => err.WriteLine($"[retrieve-merge] {line}"));
+            var text = result.ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true });
             return CommandAction.WriteResult(parse, output, json, text, o => WriteTables(o, result));
         });
         return command;
@@ -91,7 +105,7 @@ public static class RetrieveMergeCommand
 
     static string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
 
-    static void WriteTables(TextWriter o, RetrieveMerge.ExperimentResult result)
+    static void WriteTables(TextWriter o, RetrieveMergeResult result)
     {
         var summary = result.Summary;
         var conditions = new Table().AddColumns("condition", "δ̂ from", "retrieved (score, weight)");
@@ -115,6 +129,6 @@ public static class RetrieveMergeCommand
             accuracies.AddRow(Markup.Escape($"retrieve-merge: {merge.Describe()}"), F(accuracy.Mean), F(accuracy.Std),
                 $"{accuracy.Accuracies.Count} conditions × {accuracy.Evaluations[0].N}");
         CommandAction.Write(o, accuracies);
-        o.WriteLine($"{result.Experiment.Task}: pool of {result.Pool.Length} teacher adapters (the task's own{(result.Experiment.Exclude.Length > 0 ? " and those of " + string.Join(", ", result.Experiment.Exclude) : "")} left out), k = {result.Experiment.Settings.K}");
+        o.WriteLine($"{result.Settings.Task}: pool of {result.Pool.Count} teacher adapters (the task's own{(result.Settings.Exclude.Count > 0 ? " and those of " + string.Join(", ", result.Settings.Exclude) : "")} left out), k = {result.Settings.Retrieval.K}");
     }
 }

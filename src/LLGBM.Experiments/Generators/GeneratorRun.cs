@@ -198,26 +198,20 @@ public static class GeneratorRun
         Action<string>? log = null, string? referenceCache = null)
     {
         var results = new List<MethodTaskResult>();
-        LoraSet? mean = null;
-        LoraSet? random = null;
         var meanKey = string.Join(",", data.TrainTasks.Select(t => t.Spec.Name));
         var context = withReferences
             ? $"{ContentHash.OfCheckpoint(data.Inputs.Base)}|{ContentHash.OfFile(Path.Combine(data.Inputs.Teachers, Teachers.TeacherPool.ManifestName))}|{config.EvalLimit}"
             : "";
-        MethodTaskResult Reference(Tasks.TaskData task, string method, string split)
+        using var references = new ReferenceAdapters.OfBank(data.Teachers, [.. data.TrainTasks.Select(t => t.Spec.Name)], data.Model.Device);
+        MethodTaskResult Reference(Tasks.TaskData task, ReferenceMethod method, string split)
         {
-            var key = ContentHash.OfText($"{context}|{task.Spec.Name}|{method}|{(method is "mean-teacher" or "random" ? meanKey : "")}");
+            var name = method.Name();
+            var trainingDependent = method is ReferenceMethod.MeanTeacher or ReferenceMethod.Random;
+            var key = ContentHash.OfText($"{context}|{task.Spec.Name}|{name}|{(trainingDependent ? meanKey : "")}");
             var path = referenceCache is null ? null : Path.Combine(referenceCache, key + ".json");
             if (path is not null && File.Exists(path))
                 return JsonSerializer.Deserialize<MethodTaskResult>(File.ReadAllText(path), ResultsJson)! with { Split = split };
-            LoraSet? adapter = method switch
-            {
-                "base" => null,
-                "oracle" => data.Teachers.Entries[data.Teachers.ByTask[task.Spec.Name][^1]].Adapter,
-                "random" => random ??= data.Teachers.RandomAdapter([.. data.TrainTasks.Select(t => data.Teachers.ByTask[t.Spec.Name][^1])], RandomControlSeed),
-                _ => mean ??= data.Teachers.MeanAdapter([.. data.TrainTasks.SelectMany(t => data.Teachers.ByTask[t.Spec.Name])]),
-            };
-            var result = GeneratorEvaluator.EvaluateFixed(data, config, task, adapter, method) with { Split = split };
+            var result = GeneratorEvaluator.EvaluateFixed(data, config, task, references.For(method, task.Spec.Name), name) with { Split = split };
             if (path is not null)
             {
                 Directory.CreateDirectory(referenceCache!);
@@ -225,36 +219,25 @@ public static class GeneratorRun
             }
             return result;
         }
-        try
+        var inDomain = InDomainSample(data.TrainTasks, config.InDomainTasks);
+        foreach (var (task, split) in data.TestTasks.Select(t => (t, "held-out")).Concat(inDomain.Select(t => (t, "in-domain"))))
         {
-            var inDomain = InDomainSample(data.TrainTasks, config.InDomainTasks);
-            foreach (var (task, split) in data.TestTasks.Select(t => (t, "held-out")).Concat(inDomain.Select(t => (t, "in-domain"))))
+            var generated = GeneratorEvaluator.EvaluateGenerated(generator, data, config, task) with { Split = split };
+            results.Add(generated);
+            var line = $"  {split,-9} {task.Spec.Name,-14} generated {generated.Mean:P1} ± {generated.Std:P1}  δ-cos {generated.DeltaCosine:F3}";
+            if (withReferences)
             {
-                var generated = GeneratorEvaluator.EvaluateGenerated(generator, data, config, task) with { Split = split };
-                results.Add(generated);
-                var line = $"  {split,-9} {task.Spec.Name,-14} generated {generated.Mean:P1} ± {generated.Std:P1}  δ-cos {generated.DeltaCosine:F3}";
-                if (withReferences)
-                {
-                    var references = new[] { "base", "oracle", "mean-teacher", "random" }.Select(m => Reference(task, m, split)).ToList();
-                    results.AddRange(references);
-                    line += "  " + string.Join("  ", references.Select(r => $"{r.Method} {r.Mean:P1}"));
-                }
-                log?.Invoke(line);
+                var referenceResults = ReferenceAdapters.All.Select(m => Reference(task, m, split)).ToList();
+                results.AddRange(referenceResults);
+                line += "  " + string.Join("  ", referenceResults.Select(r => $"{r.Method} {r.Mean:P1}"));
             }
-        }
-        finally
-        {
-            mean?.Dispose();
-            random?.Dispose();
+            log?.Invoke(line);
         }
         var heldOut = data.TestTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TestTasks) : null;
         var train = data.TrainTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TrainTasks) : null;
         log?.Invoke($"  condition sensitivity (across / within task): held-out {heldOut?.Ratio:F2}, training {train?.Ratio:F2}; across-task spread / norm: held-out {heldOut?.RelativeSpread:F3}, training {train?.RelativeSpread:F3}");
         return new GeneratorEvaluation(step, results, heldOut, train);
     }
-
-    /// <summary>The seed of the random-adapter control (fixed, so that every run compares against the same one).</summary>
-    public const long RandomControlSeed = 0x0A11CE;
 
     /// <summary>
     /// Evaluates a run again at its latest checkpoint (for instance after a reference method was added) and rewrites

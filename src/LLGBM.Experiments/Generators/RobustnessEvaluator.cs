@@ -37,7 +37,8 @@ public sealed record RobustnessResult(
 public static class RobustnessEvaluator
 {
     /// <summary>The reference methods reported beside the generated adapters.</summary>
-    public static readonly IReadOnlyList<string> ReferenceMethods = ["base", "oracle", "mean-teacher"];
+    public static readonly IReadOnlyList<string> ReferenceMethods =
+        [.. new[] { ReferenceMethod.Base, ReferenceMethod.Oracle, ReferenceMethod.MeanTeacher }.Select(m => m.Name())];
 
     /// <summary>Evaluates the run <paramref name="runDir"/> at its latest checkpoint under every transform of <paramref name="transforms"/>.</summary>
     public static IReadOnlyList<RobustnessResult> EvaluateRun(

@@ -1,6 +1,6 @@
 using LLGBM.Model;
 
-namespace LLGBM.Cli.Benchmarks;
+namespace LLGBM.Experiments.Benchmarks;
 
 /// <summary>Floating-point operations of one Qwen2 forward pass, counted as 2 per multiply-add.</summary>
 public static class ForwardFlops

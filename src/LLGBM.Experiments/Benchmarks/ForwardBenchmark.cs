@@ -2,7 +2,7 @@ using LLGBM.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLGBM.Cli.Benchmarks;
+namespace LLGBM.Experiments.Benchmarks;
 
 /// <summary>Settings of <see cref="ForwardBenchmark.Run"/>.</summary>
 public sealed record ForwardBenchmarkSettings

@@ -4,7 +4,7 @@ using LLGBM.Generators;
 using LLGBM.Teachers;
 using static TorchSharp.torch;
 
-namespace LLGBM.Cli.Benchmarks;
+namespace LLGBM.Experiments.Benchmarks;
 
 /// <summary>The figures of <c>llgbm bench generator</c>.</summary>
 /// <param name="Configs">The configs timed, in order.</param>

@@ -1,7 +1,8 @@
 using System.Diagnostics;
+using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLGBM.Cli.Benchmarks;
+namespace LLGBM.Experiments.Benchmarks;
 
 /// <summary>Wall-clock timing of benchmark bodies: warm-up runs, then medians of timed runs.</summary>
 public static class BenchmarkTimer
@@ -25,14 +26,14 @@ public static class BenchmarkTimer
         for (var i = 0; i < warmup; i++)
             foreach (var body in bodies)
                 body();
-        TorchChoices.Synchronize(device);
+        Synchronize(device);
         var times = bodies.Select(_ => new double[iterations]).ToArray();
         for (var i = 0; i < iterations; i++)
             for (var b = 0; b < bodies.Count; b++)
             {
                 var watch = Stopwatch.StartNew();
                 bodies[b]();
-                TorchChoices.Synchronize(device);
+                Synchronize(device);
                 times[b][i] = watch.Elapsed.TotalSeconds;
             }
         return times;
@@ -45,5 +46,12 @@ public static class BenchmarkTimer
         if (sorted.Count == 0)
             throw new LlgbmException("Benchmark: no timings to take the median of.");
         return sorted[sorted.Count / 2];
+    }
+
+    /// <summary>Waits for queued GPU work so that wall-clock timings are honest.</summary>
+    public static void Synchronize(Device device)
+    {
+        if (device.type == DeviceType.CUDA)
+            cuda.synchronize(device);
     }
 }

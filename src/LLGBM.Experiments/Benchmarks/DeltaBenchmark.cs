@@ -6,7 +6,7 @@ using LLGBM.Text;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLGBM.Cli.Benchmarks;
+namespace LLGBM.Experiments.Benchmarks;
 
 /// <summary>Settings of <see cref="DeltaBenchmark.Run"/>.</summary>
 public sealed record DeltaBenchmarkSettings

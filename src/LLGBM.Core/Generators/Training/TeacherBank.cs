@@ -160,59 +160,6 @@ public sealed class TeacherBank : IDisposable
     /// </summary>
     public Tensor Deltas(IReadOnlyList<int> indices) => stack(indices.Select(i => targets[i]).ToArray());
 
-    /// <summary>
-    /// The mean of the adapters at <paramref name="indices"/> in weight space: per module the mean of their ΔW, as a
-    /// dense LoRA set (the "average teacher" a collapsed generator would emit).
-    /// </summary>
-    public LoraSet MeanAdapter(IReadOnlyList<int> indices)
-    {
-        var modules = new Dictionary<string, LoraModule>();
-        using (no_grad())
-            foreach (var path in entries[indices[0]].Adapter.Modules.Keys)
-            {
-                Tensor? sum = null;
-                foreach (var i in indices)
-                {
-                    var w = entries[i].Adapter.Modules[path].DeltaWeight();
-                    sum = sum is null ? w : sum.add_(w, OwnedScalars.One);
-                    if (!ReferenceEquals(sum, w))
-                        w.Dispose();
-                }
-                using var count = indices.Count.ToScalar();
-                modules[path] = LoraModule.Dense(sum!.div_(count).DetachFromDisposeScope());
-            }
-        return new LoraSet(modules, ownsTensors: true);
-    }
-
-    /// <summary>
-    /// The random-adapter control: per module, factors drawn from N(0, 1) with <paramref name="seed"/> and B rescaled so
-    /// that ‖scale · B · A‖_F equals the mean ‖ΔW‖_F of that module over the adapters at <paramref name="indices"/>. An
-    /// adapter as large as a teacher that carries no task.
-    /// </summary>
-    public LoraSet RandomAdapter(IReadOnlyList<int> indices, long seed)
-    {
-        var modules = new Dictionary<string, LoraModule>();
-        using var generator = new TorchSharp.torch.Generator((ulong)seed);
-        using (no_grad())
-            foreach (var (path, first) in entries[indices[0]].Adapter.Modules)
-            {
-                var target = indices.Average(i =>
-                {
-                    using var w = entries[i].Adapter.Modules[path].DeltaWeight();
-                    return linalg.matrix_norm(w).item<float>();
-                });
-                var a = randn(first.A!.shape, generator: generator).to(first.A.device);
-                var b = randn(first.B!.shape, generator: generator).to(first.B.device);
-                using var scale = first.Scale.ToScalar();
-                using var w = b.matmul(a) * scale;
-                var norm = linalg.matrix_norm(w).item<float>();
-                using var factor = (target / Math.Max(norm, 1e-12)).ToScalar();
-                b.mul_(factor);
-                modules[path] = LoraModule.LowRank(a.DetachFromDisposeScope(), b.DetachFromDisposeScope(), first.Scale);
-            }
-        return new LoraSet(modules, ownsTensors: true);
-    }
-
     /// <inheritdoc/>
     public void Dispose()
     {

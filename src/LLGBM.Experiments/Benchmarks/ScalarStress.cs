@@ -6,7 +6,7 @@ using LLGBM.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace LLGBM.Cli.Benchmarks;
+namespace LLGBM.Experiments.Benchmarks;
 
 /// <summary>What <see cref="ScalarStress.Run"/> did: rounds of each kind and the collections forced meanwhile.</summary>
 public sealed record ScalarStressResult(int Rounds, int Forwards, int Generations, int TrainingSteps, int Collections, double Seconds);
