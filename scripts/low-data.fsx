@@ -113,7 +113,11 @@ let table = {
     ]
     Rows = (fullData @ lowData) |> List.map row
     Notes = [
-        "Training tasks are kept per domain (n · fraction of a domain's n tasks rounded up, at least one, spread over its list), so every domain stays represented; one checkpoint per teacher keeps each teacher's last. Trained tasks: the in-domain sample of the tasks a run trained on (fresh conditions, test examples); unseen training tasks: the split's training tasks a low-data run left out, evaluated like held-out tasks; held-out: the split's held-out tasks. Every run takes the same number of steps."
+        "Training tasks are kept per domain (n · fraction of a domain's n tasks rounded up, at least one, spread "
+        + "over its list), so every domain stays represented; one checkpoint per teacher keeps each teacher's last. "
+        + "Trained tasks: the in-domain sample of the tasks a run trained on (fresh conditions, test examples); "
+        + "unseen training tasks: the split's training tasks a low-data run left out, evaluated like held-out tasks; "
+        + "held-out: the split's held-out tasks. Every run takes the same number of steps."
     ]
 }
 

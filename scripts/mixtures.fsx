@@ -106,15 +106,23 @@ let accuracyTable = {
             @ [ percent (meanOver (cells |> List.choose fst)) ]
     ]
     Notes = [
-        $"""Exact match on the first {String.Join(", ", limit)} test examples of each component, bare prompts; a mixture's test split interleaves its components', so the pooled figure is its accuracy on its first examples."""
-        $"""Generated and two-stage (predicted δ) adapters: mean over {String.Join(", ", conditions)} conditions; a condition for A + B holds half its prompts (with answers) from each task; the predicted δ_A and δ_B each come from prompts of one task alone."""
-        "Merges act on ΔW = scale·B·A of each teacher's last kept adapter; TIES at density 0.2. The teacher of A + B is trained with the component teachers' recipe on the union of both tasks' training examples, in a pool of its own."
+        $"""Exact match on the first {String.Join(", ", limit)} test examples of each component, bare prompts; a """
+        + $"""mixture's test split interleaves its components', so the pooled figure is its accuracy on its first """
+        + $"""examples."""
+        $"""Generated and two-stage (predicted δ) adapters: mean over {String.Join(", ", conditions)} conditions; """
+        + $"""a condition for A + B holds half its prompts (with answers) from each task; the predicted δ_A and """
+        + $"""δ_B each come from prompts of one task alone."""
+        "Merges act on ΔW = scale·B·A of each teacher's last kept adapter; TIES at density 0.2. The teacher of "
+        + "A + B is trained with the component teachers' recipe on the union of both tasks' training examples, in a "
+        + "pool of its own."
     ]
 }
 
 let additivityTable = {
     Caption =
-        "Additivity of the delta activations on the mixtures: cos(δ, δ_A + δ_B) per mixture, and the means of that cosine, of its gain over the better single component, and of the cosine with the delta of the teacher trained on A + B"
+        "Additivity of the delta activations on the mixtures: cos(δ, δ_A + δ_B) per mixture, and the means of "
+        + "that cosine, of its gain over the better single component, and of the cosine with the delta of the "
+        + "teacher trained on A + B"
     Left = 1
     Header =
         [ "adapter" ]
@@ -140,7 +148,9 @@ let additivityTable = {
             ]
     ]
     Notes = [
-        "δ: the delta activation on the 5 generic probes (final-norm hidden state of the last token); δ_A, δ_B are the cached deltas of the component teachers. Gain: cos(δ, δ_A + δ_B) − max(cos(δ, δ_A), cos(δ, δ_B)); the row of the teacher trained on A + B is Delta Activations' additivity test."
+        "δ: the delta activation on the 5 generic probes (final-norm hidden state of the last token); δ_A, δ_B "
+        + "are the cached deltas of the component teachers. Gain: cos(δ, δ_A + δ_B) − max(cos(δ, δ_A), "
+        + "cos(δ, δ_B)); the row of the teacher trained on A + B is Delta Activations' additivity test."
     ]
 }
 
@@ -179,5 +189,7 @@ let chart =
 writeFigure
     "mixtures"
     "Two-task mixtures"
-    "Accuracy on each mixture (both components' test examples pooled) of every method: references, the teacher trained on the mixture, generated adapters, the two-stage decoder on summed deltas, and merges of the two component teachers."
+    ("Accuracy on each mixture (both components' test examples pooled) of every method: references, the teacher "
+     + "trained on the mixture, generated adapters, the two-stage decoder on summed deltas, and merges of the two "
+     + "component teachers.")
     [ ("Accuracy on the mixture", chart) ]

@@ -1,7 +1,8 @@
 // Retrieval and merging of teacher adapters on the held-out tasks (the B2 baseline, `llgbm retrieve-merge`): for each
 // task, the base model, the mean teacher, and each merge of the k teachers retrieved by predicted delta (mean ± std
 // over conditions) at k = 3 (or the only k there is); and the k sweep, each merge's mean accuracy over the tasks
-// against k, with the sign-conflict rate of the retrieved teachers (raw and after the TIES trim). Reads RUNS/retrieval/k<K>/*.json; writes OUT/tables/retrieval.md (+ .tex).
+// against k, with the sign-conflict rate of the retrieved teachers (raw and after the TIES trim). Reads
+// RUNS/retrieval/k<K>/*.json; writes OUT/tables/retrieval.md (+ .tex).
 //
 //   ./llgbm --help >/dev/null                            # builds the library loaded by Common.fsx (once)
 //   dotnet fsi scripts/retrieval-table.fsx [RUNS] [OUT]  # defaults: runs, paper
@@ -56,7 +57,8 @@ let merges = mergesOf headline
 
 let perTask = {
     Caption =
-        $"Retrieval + merge on the held-out tasks at k = {headlineK}: teachers retrieved by the delta predicted from the condition (nearest condition), merged on ΔW"
+        $"Retrieval + merge on the held-out tasks at k = {headlineK}: teachers retrieved by the delta predicted from "
+        + $"the condition (nearest condition), merged on ΔW"
     Left = 1
     Header = [ "task"; "pool"; "base"; "mean teacher" ] @ merges
     Rows =
@@ -139,7 +141,9 @@ let sweep = {
     ]
     Notes = [
         "One adapter per retrieved task; uniform weights; TIES and DARE-TIES at density 0.2."
-        "Sign conflicts: the share of ΔW entries where one retrieved teacher is positive and another negative (TIES's Figure 3), before and after trimming each teacher to its top 20% by magnitude; mean over conditions and tasks."
+        "Sign conflicts: the share of ΔW entries where one retrieved teacher is positive and another negative "
+        + "(TIES's Figure 3), before and after trimming each teacher to its top 20% by magnitude; mean over "
+        + "conditions and tasks."
     ]
 }
 

@@ -97,7 +97,12 @@ let accuracyTable = {
             ]
     ]
     Notes = [
-        "The same examples of each task form the evaluation conditions under every rewrite, and every adapter is scored on the task's standard test examples (bare prompts): only the condition's texts change. Paraphrased: the prompt template's wording replaced by one of four other phrasings of the domain (`047 =` becomes `what is 047 ?`); reformatted: one of four layouts with another template, field order and casing (`INPUT: 047 | OUTPUT: 050`, `050 <= 047`). The reference methods ignore the condition, so their rows repeat across rewrites. Generators: mean ± std over seeds of the mean over tasks."
+        "The same examples of each task form the evaluation conditions under every rewrite, and every adapter is "
+        + "scored on the task's standard test examples (bare prompts): only the condition's texts change. "
+        + "Paraphrased: the prompt template's wording replaced by one of four other phrasings of the domain (`047 =` "
+        + "becomes `what is 047 ?`); reformatted: one of four layouts with another template, field order and casing "
+        + "(`INPUT: 047 | OUTPUT: 050`, `050 <= 047`). The reference methods ignore the condition, so their rows "
+        + "repeat across rewrites. Generators: mean ± std over seeds of the mean over tasks."
     ]
 }
 

@@ -73,7 +73,9 @@ let activationNative =
 
 let main = {
     Caption =
-        "Cross-backbone transfer: backbone A's prompts → δ predictor (meaning targets) driving backbone B's δ → LoRA decoder, on B's tasks; mean accuracy over tasks and mean delta cosine to B's oracle teacher (held-out)"
+        "Cross-backbone transfer: backbone A's prompts → δ predictor (meaning targets) driving backbone B's δ "
+        + "→ LoRA decoder, on B's tasks; mean accuracy over tasks and mean delta cosine to B's oracle teacher "
+        + "(held-out)"
     Left = 2
     Header = [ "method"; "evaluated on"; "held-out"; "in-domain"; "δ-cos (held-out)" ]
     Rows = [

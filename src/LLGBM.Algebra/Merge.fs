@@ -151,9 +151,15 @@ let weightedAverage (weights: seq<float>) (vectors: seq<TaskVector>) : TaskVecto
         use weighted = weightRows w rows
         weighted.sum (0L))
 
-/// The average (1/T) Σ_t τ_t: the linear merge with uniform weights.
+/// The average (1/T) Σ_t τ_t: the linear merge with uniform weights, computed as the sum (in order) divided by T.
 [<CompiledName("Average")>]
-let average (vectors: seq<TaskVector>) : TaskVector = weightedAverage [] vectors
+let average (vectors: seq<TaskVector>) : TaskVector =
+    let vectors = Array.ofSeq vectors
+
+    onRows "average" vectors (fun rows ->
+        use total = rows.sum (0L)
+        use count = (float vectors.Length).ToScalar()
+        total.div count)
 
 /// TIES step 1, trim: τ with all but its ⌈density · n⌉ largest-magnitude entries (over the whole flattened vector, all
 /// modules together, as the reference implementation does) set to 0; among equal magnitudes at the threshold the
@@ -491,8 +497,10 @@ module Peft =
 
                 if ranks.Length > 1 then
                     raise (
-                        LlgbmException
-                            $"PEFT {operation}: module {path} has ranks {Listing.joined (ranks)} in the adapters; PEFT needs one rank for linear, ties, dare_linear and dare_ties."
+                        LlgbmException(
+                            $"PEFT {operation}: module {path} has ranks {Listing.joined (ranks)} in the adapters; "
+                            + $"PEFT needs one rank for linear, ties, dare_linear and dare_ties."
+                        )
                     )
 
                 let w' =

@@ -84,8 +84,10 @@ type TaskVector(modules: seq<string * torch.Tensor>) =
                     | true, true ->
                         if a[p].shape <> b[p].shape then
                             raise (
-                                LlgbmException
-                                    $"Task vectors {name}: module {p} is [{Listing.joined (a[p].shape)}] in one and [{Listing.joined (b[p].shape)}] in the other."
+                                LlgbmException(
+                                    $"Task vectors {name}: module {p} is [{Listing.joined (a[p].shape)}] in one "
+                                    + $"and [{Listing.joined (b[p].shape)}] in the other."
+                                )
                             )
 
                         p, f a[p] b[p]

@@ -36,7 +36,8 @@ public static class FiniteOptions
     {
         foreach (var token in result.Tokens)
         {
-            if (!IsFinite(token.Value, single: option.ValueType == typeof(float) || option.ValueType == typeof(float?) || option.ValueType == typeof(float[]) || option.ValueType == typeof(List<float>)))
+            if (!IsFinite(token.Value, single: option.ValueType == typeof(float) || option.ValueType == typeof(float?)
+                || option.ValueType == typeof(float[]) || option.ValueType == typeof(List<float>)))
             {
                 result.AddError($"{option.Name} {token.Value}: expected a finite number.");
                 return;

@@ -32,6 +32,8 @@ public static class ContentHash
     public static string OfCheckpoint(string directory) =>
         OfFiles(directory, Directory.EnumerateFiles(directory)
             .Select(Path.GetFileName)
-            .Where(n => n == "config.json" || n!.EndsWith(".safetensors", StringComparison.Ordinal) || n.EndsWith(".safetensors.index.json", StringComparison.Ordinal))
+            .Where(n => n == "config.json"
+                || n!.EndsWith(".safetensors", StringComparison.Ordinal)
+                || n.EndsWith(".safetensors.index.json", StringComparison.Ordinal))
             .Select(n => n!));
 }

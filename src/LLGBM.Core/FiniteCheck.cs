@@ -30,7 +30,8 @@ public static class FiniteCheck
             throw new NonFiniteException(subject, Describe(tensor));
     }
 
-    /// <summary>Throws a <see cref="NonFiniteException"/> naming <paramref name="subject"/> when <paramref name="value"/> is NaN or ±infinity; returns it otherwise.</summary>
+    /// <summary>Throws a <see cref="NonFiniteException"/> naming <paramref name="subject"/> when <paramref name="value"/> is NaN or ±infinity; returns it
+    /// otherwise.</summary>
     public static double Number(double value, string subject) =>
         double.IsFinite(value) ? value : throw new NonFiniteException(subject, Name(value));
 

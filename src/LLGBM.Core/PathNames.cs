@@ -38,7 +38,9 @@ public static class PathNames
     /// </summary>
     public static string Validate(string? name, string field, string source) =>
         Problem(name) is { } problem
-            ? throw new LlgbmException($"{source}: {field} {Quote(name)} cannot be a file or directory name: {problem} (a name is not \".\" or \"..\" and holds no '/', '\\' or control characters).")
+            ? throw new LlgbmException(
+                $"{source}: {field} {Quote(name)} cannot be a file or directory name: {problem} (a name is not \".\" or \"..\" and holds no '/', " +
+                $"'\\' or control characters).")
             : name!;
 
     /// <summary>
@@ -51,7 +53,9 @@ public static class PathNames
             throw new LlgbmException($"{source}: {field} is empty (expected a path relative to its directory).");
         foreach (var part in path.Split('/'))
             if (Problem(part) is { } problem)
-                throw new LlgbmException($"{source}: {field} {Quote(path)} must be a relative path inside its directory, but a component {Quote(part)} cannot be a name: {problem}.");
+                throw new LlgbmException(
+                    $"{source}: {field} {Quote(path)} must be a relative path inside its directory, " +
+                    $"but a component {Quote(part)} cannot be a name: {problem}.");
         return path;
     }
 

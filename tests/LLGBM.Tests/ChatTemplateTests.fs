@@ -37,7 +37,8 @@ let tests =
 
             Expect.equal
                 text
-                "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"
+                ("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+                 + "Hello<|im_end|>\n<|im_start|>assistant\n")
                 "default system first"
         }
         test "the default system text does not replace a given system message" {

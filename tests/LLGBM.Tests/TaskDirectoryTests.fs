@@ -35,7 +35,8 @@ let private write (dir: string) (name: string) (text: string) =
     path
 
 let private mcSpec =
-    """{"name": "arc-easy", "domain": "commonsense", "kind": "multiple_choice", "extraction": "choice_letter", "instruction": "Answer the question.", "components": [], "metric": "choice_accuracy", "version": 3}"""
+    """{"name": "arc-easy", "domain": "commonsense", "kind": "multiple_choice", "extraction": "choice_letter","""
+    + """ "instruction": "Answer the question.", "components": [], "metric": "choice_accuracy", "version": 3}"""
 
 let private genSpec =
     """{"name": "add-3", "domain": "arithmetic", "kind": "generation"}"""

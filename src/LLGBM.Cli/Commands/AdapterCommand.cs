@@ -26,9 +26,15 @@ public static class AdapterCommand
         var model = new Option<string>("--model") { Description = "Base model: a Hugging Face checkpoint directory.", Required = true };
         var adapter = new Option<string>("--adapter") { Description = "PEFT adapter directory for that model.", Required = true };
         var output = new Option<string>("--out") { Description = "Directory to write the merged checkpoint to.", Required = true };
-        var dtype = new Option<string?>("--dtype") { Description = "Storage dtype of the merged weights: f32 or bf16 (default: the base checkpoint's torch_dtype)." };
+        var dtype = new Option<string?>("--dtype")
+        {
+            Description = "Storage dtype of the merged weights: f32 or bf16 (default: the base checkpoint's torch_dtype).",
+        };
         var force = new Option<bool>("--force") { Description = "Replace a checkpoint already in --out." };
-        var command = new Command("merge-into-base", "Adds the adapter's ΔW = scale · B · A into the base weights and writes the merged model as a Hugging Face checkpoint, with the base's tokenizer files.")
+        var command = new Command(
+            "merge-into-base",
+            "Adds the adapter's ΔW = scale · B · A into the base weights and writes the merged model as a Hugging Face checkpoint, " +
+            "with the base's tokenizer files.")
         {
             model, adapter, output, dtype, force,
         };

@@ -24,7 +24,10 @@ public static class BaseCommand
         var output = new Option<string>("--out") { Description = "Directory to write (config.json + model.safetensors).", Required = true };
         var seed = new Option<long>("--seed") { Description = "Seed of the N(0, 0.02) initialisation.", DefaultValueFactory = _ => 0 };
         var dtype = new Option<string>("--dtype") { Description = "Storage dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
-        var shard = new Option<long?>("--max-shard-bytes") { Description = "Split the weights into shards of at most this many bytes (with model.safetensors.index.json)." };
+        var shard = new Option<long?>("--max-shard-bytes")
+        {
+            Description = "Split the weights into shards of at most this many bytes (with model.safetensors.index.json).",
+        };
         var force = new Option<bool>("--force") { Description = "Replace a checkpoint already in --out." };
         var command = new Command("init", "Writes a freshly initialised Qwen2 model (weights N(0, 0.02), biases 0, norms 1) as a Hugging Face checkpoint.")
         {
@@ -41,10 +44,12 @@ public static class BaseCommand
             model.InitializeWeights(parse.GetValue(seed));
             Qwen2Checkpoint.Save(model, dir, storage, parse.GetValue(shard) ?? long.MaxValue);
             // The tiny presets are byte-level models: their checkpoints carry the byte-level tokenizer.
-            if (parse.GetValue(preset) is { } name && (string.Equals(name, "tiny", StringComparison.OrdinalIgnoreCase) || string.Equals(name, "tiny-b", StringComparison.OrdinalIgnoreCase)))
+            if (parse.GetValue(preset) is { } name
+                && (string.Equals(name, "tiny", StringComparison.OrdinalIgnoreCase) || string.Equals(name, "tiny-b", StringComparison.OrdinalIgnoreCase)))
                 new Text.ByteLevelTokenizer().Save(dir);
             var parameters = model.parameters().Sum(p => p.numel());
-            CommandAction.Out(parse).WriteLine($"wrote {dir}: {parse.GetValue(preset)}, {parameters:N0} parameters, stored as {Qwen2Checkpoint.DtypeName(storage)}");
+            CommandAction.Out(parse).WriteLine(
+                $"wrote {dir}: {parse.GetValue(preset)}, {parameters:N0} parameters, stored as {Qwen2Checkpoint.DtypeName(storage)}");
             return 0;
         });
         return command;
@@ -53,13 +58,29 @@ public static class BaseCommand
     static Command CreatePretrain()
     {
         var preset = new Option<string>("--preset") { Description = "Architecture (tiny is the embedded base model).", DefaultValueFactory = _ => "tiny" };
-        var output = new Option<string>("--out") { Description = "Checkpoint directory to write (reused when it holds the same recipe).", DefaultValueFactory = _ => RunsLayout.Default.Base };
+        var output = new Option<string>("--out")
+        {
+            Description = "Checkpoint directory to write (reused when it holds the same recipe).",
+            DefaultValueFactory = _ => RunsLayout.Default.Base,
+        };
         var steps = new Option<int?>("--steps") { Description = "Optimiser steps (default: the recipe's)." };
-        var seed = new Option<long>("--seed") { Description = "Seed of the initialisation, the example order and the synthetic suite.", DefaultValueFactory = _ => 0 };
-        var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples per task and format in the final evaluation.", DefaultValueFactory = _ => 100 };
+        var seed = new Option<long>("--seed")
+        {
+            Description = "Seed of the initialisation, the example order and the synthetic suite.",
+            DefaultValueFactory = _ => 0,
+        };
+        var evalLimit = new Option<int>("--eval-limit")
+        {
+            Description = "Test examples per task and format in the final evaluation.",
+            DefaultValueFactory = _ => 100,
+        };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var force = new Option<bool>("--force") { Description = "Pretrain again even when the directory holds this recipe's model." };
-        var command = new Command("pretrain", "Pretrains a base model on the instruction-prefixed synthetic suite, evaluates it with and without instructions, and writes the checkpoint with its byte-level tokenizer. Progress goes to standard error: a progress bar on a terminal, otherwise a line every 100 steps.")
+        var command = new Command(
+            "pretrain",
+            "Pretrains a base model on the instruction-prefixed synthetic suite, evaluates it with and without instructions, " +
+            "and writes the checkpoint with its byte-level tokenizer. Progress goes to standard error: a progress bar on a terminal, " +
+            "otherwise a line every 100 steps.")
         {
             preset, output, steps, seed, evalLimit, device, force,
         };
@@ -94,7 +115,8 @@ public static class BaseCommand
             table.AddRow("all tasks", $"{Mean("instructed"):P1}", $"{Mean("bare"):P1}");
             CommandAction.Write(CommandAction.Out(parse), table);
             CommandAction.Out(parse).WriteLine(
-                $"{dir}: {(report.Cached ? "reused" : "pretrained")} ({report.TrainingSeconds:F0} s of training); per-task accuracies in {Pretraining.BaseModelBuilder.ReportName}");
+                $"{dir}: {(report.Cached ? "reused" : "pretrained")} ({report.TrainingSeconds:F0} s of training); " +
+                $"per-task accuracies in {Pretraining.BaseModelBuilder.ReportName}");
             return 0;
         });
         return command;

@@ -26,11 +26,17 @@ public static class BenchCommand
 
     static Command CreateScalars()
     {
-        var preset = new Option<string>("--preset") { Description = "Architecture of the random-weight model (a preset name: micro, tiny, ...).", DefaultValueFactory = _ => "tiny" };
+        var preset = new Option<string>("--preset")
+        {
+            Description = "Architecture of the random-weight model (a preset name: micro, tiny, ...).",
+            DefaultValueFactory = _ => "tiny",
+        };
         var seconds = new Option<double>("--seconds") { Description = "How long to run the rounds.", DefaultValueFactory = _ => 300 };
         var command = new Command(
             "scalars",
-            "Stress test of TorchSharp scalar lifetimes: forward passes with a LoRA set, sampled generation and a training step of the adapter losses in a loop while another thread forces garbage collections and waits for finalizers without pause; every round must match the first bit for bit. A scalar freed while libtorch reads it shows as a native crash or a mismatch.")
+            "Stress test of TorchSharp scalar lifetimes: forward passes with a LoRA set, sampled generation and a training step of the adapter losses in a " +
+            "loop while another thread forces garbage collections and waits for finalizers without pause; every round must match the first bit for bit. " +
+            "A scalar freed while libtorch reads it shows as a native crash or a mismatch.")
         {
             preset, seconds,
         };
@@ -39,7 +45,8 @@ public static class BenchCommand
             var err = CommandAction.Err(parse);
             var result = ScalarStress.Run(parse.GetValue(preset)!, parse.GetValue(seconds), line => err.WriteLine($"[bench] {line}"));
             CommandAction.Out(parse).WriteLine(
-                $"{result.Rounds} rounds (each a forward pass, a generation and a training step) in {result.Seconds:F0} s under {result.Collections} forced collections; every round matched the first");
+                $"{result.Rounds} rounds (each a forward pass, a generation and a training step) in {result.Seconds:F0} s under {result.Collections} forced " +
+                $"collections; every round matched the first");
             return 0;
         });
         return command;
@@ -53,14 +60,19 @@ public static class BenchCommand
             DefaultValueFactory = _ => ["configs/dnd-weight.json", "configs/multitask.json"],
             AllowMultipleArgumentsPerToken = true,
         };
-        var runs = new Option<string>("--runs") { Description = "Where the inputs live (base-tiny, suite, teachers, deltas, encodings).", DefaultValueFactory = _ => RunsLayout.DefaultRoot };
+        var runs = new Option<string>("--runs")
+        {
+            Description = "Where the inputs live (base-tiny, suite, teachers, deltas, encodings).",
+            DefaultValueFactory = _ => RunsLayout.DefaultRoot,
+        };
         var steps = new Option<int>("--steps") { Description = "Timed steps per config.", DefaultValueFactory = _ => 20 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first.", DefaultValueFactory = _ => 3 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON." };
         var command = new Command(
             "generator",
-            "Median wall time of one training step of each config relative to the first (e.g. multitask against dnd-weight), and the time to generate one adapter against the pool's mean teacher training time.")
+            "Median wall time of one training step of each config relative to the first (e.g. multitask against dnd-weight), " +
+            "and the time to generate one adapter against the pool's mean teacher training time.")
         {
             configs, runs, steps, warmup, device, json,
         };
@@ -72,7 +84,9 @@ public static class BenchCommand
             var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
             var err = CommandAction.Err(parse);
             using var encoder = SentenceEncoders.OpenCached(loaded[0].Encoder, inputs.Base, loaded[0].Seed, layout.Encodings, torchDevice);
-            var result = GeneratorBenchmark.Run(loaded, inputs, ConditionEncoding.From(encoder), parse.GetValue(warmup), parse.GetValue(steps), line => err.WriteLine($"[bench] {line}"), torchDevice);
+            var result = GeneratorBenchmark.Run(
+                loaded, inputs, ConditionEncoding.From(encoder), parse.GetValue(warmup), parse.GetValue(steps), line => err.WriteLine($"[bench] {line}"),
+                torchDevice);
             var output = CommandAction.Out(parse);
             if (parse.GetValue(json))
             {
@@ -83,7 +97,10 @@ public static class BenchCommand
             for (var i = 0; i < result.Configs.Count; i++)
                 table.AddRow(result.Configs[i], $"{result.StepSeconds[i] * 1000:F1}", $"{result.StepRatios[i]:F2}");
             CommandAction.Write(output, table);
-            output.WriteLine($"one adapter: {result.GenerateSeconds * 1000:F2} ms from an encoded condition, {result.EncodeAndGenerateSeconds * 1000:F1} ms with encoding; one teacher: {result.TeacherSeconds:F1} s of training; {result.Savings:F0}× less");
+            output.WriteLine(
+                $"one adapter: {result.GenerateSeconds * 1000:F2} ms from an encoded condition, " +
+                $"{result.EncodeAndGenerateSeconds * 1000:F1} ms with encoding; one teacher: {result.TeacherSeconds:F1} s of training; " +
+                $"{result.Savings:F0}× less");
             return 0;
         });
         return command;
@@ -91,7 +108,11 @@ public static class BenchCommand
 
     static Command CreateForward()
     {
-        var preset = new Option<string>("--preset") { Description = "Architecture to measure (a preset name: tiny, micro, qwen2.5-0.5b, ...).", DefaultValueFactory = _ => "tiny" };
+        var preset = new Option<string>("--preset")
+        {
+            Description = "Architecture to measure (a preset name: tiny, micro, qwen2.5-0.5b, ...).",
+            DefaultValueFactory = _ => "tiny",
+        };
         var layers = new Option<int?>("--layers") { Description = "Override the preset's number of layers (e.g. a 0.5B-shaped model with fewer layers)." };
         var batch = new Option<int>("--batch") { Description = "Sequences per forward pass.", DefaultValueFactory = _ => 4 };
         var length = new Option<int>("--seq") { Description = "Tokens per sequence.", DefaultValueFactory = _ => 128 };
@@ -161,19 +182,46 @@ public static class BenchCommand
 
     static Command CreateDelta()
     {
-        var preset = new Option<string>("--preset") { Description = "Architecture to measure (a preset name: tiny, micro, qwen2.5-0.5b, ...); weights are random.", DefaultValueFactory = _ => "tiny" };
-        var probes = new Option<int>("--probes") { Description = "Generic probes, tokenized byte-level (the tiny models' tokenizer).", DefaultValueFactory = _ => 5 };
+        var preset = new Option<string>("--preset")
+        {
+            Description = "Architecture to measure (a preset name: tiny, micro, qwen2.5-0.5b, ...); weights are random.",
+            DefaultValueFactory = _ => "tiny",
+        };
+        var probes = new Option<int>("--probes")
+        {
+            Description = "Generic probes, tokenized byte-level (the tiny models' tokenizer).",
+            DefaultValueFactory = _ => 5,
+        };
         var probeBatch = new Option<int?>("--probe-batch") { Description = "Probes per forward pass (default: all of them in one)." };
-        var adapters = new Option<int>("--adapters") { Description = "Random adapters whose deltas each timed round computes (one at a time, then batched).", DefaultValueFactory = _ => 16 };
+        var adapters = new Option<int>("--adapters")
+        {
+            Description = "Random adapters whose deltas each timed round computes (one at a time, then batched).",
+            DefaultValueFactory = _ => 16,
+        };
         var microbatch = new Option<int>("--microbatch") { Description = "Adapters per batched delta call.", DefaultValueFactory = _ => 8 };
-        var rank = new Option<int>("--rank") { Description = "LoRA rank of the adapters (on the teacher pool's modules q, k, v, gate, up, down).", DefaultValueFactory = _ => 8 };
-        var iterations = new Option<int>("--iters") { Description = "Timed rounds, each running every measurement once (times are medians over rounds, ratios medians of the ratios within a round).", DefaultValueFactory = _ => 5 };
+        var rank = new Option<int>("--rank")
+        {
+            Description = "LoRA rank of the adapters (on the teacher pool's modules q, k, v, gate, up, down).",
+            DefaultValueFactory = _ => 8,
+        };
+        var iterations = new Option<int>("--iters")
+        {
+            Description = "Timed rounds, each running every measurement once (times are medians over rounds, ratios medians of the ratios within a round).",
+            DefaultValueFactory = _ => 5,
+        };
         var warmup = new Option<int>("--warmup") { Description = "Untimed rounds first.", DefaultValueFactory = _ => 1 };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var dtype = new Option<string>("--dtype") { Description = "f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
-        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads during the run (default: libtorch's own choice); fewer than the cores give steadier timings on a shared machine." };
+        var threads = new Option<int?>("--threads")
+        {
+            Description = "libtorch CPU threads during the run (default: libtorch's own choice); fewer than the cores give steadier timings on a shared " +
+                "machine.",
+        };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON instead of a table." };
-        var command = new Command("delta", "Adapters per second of no-grad delta activations (one at a time and batched), and the cost of one differentiable delta pass relative to one plain and one adapted forward pass over the same probes.")
+        var command = new Command(
+            "delta",
+            "Adapters per second of no-grad delta activations (one at a time and batched), and the cost of one differentiable delta pass relative to one " +
+            "plain and one adapted forward pass over the same probes.")
         {
             preset, probes, probeBatch, adapters, microbatch, rank, iterations, warmup, device, dtype, threads, json,
         };
@@ -206,11 +254,17 @@ public static class BenchCommand
             table.AddRow("device / dtype / CPU threads", $"{result.Device} / {result.Dtype} / {result.Threads}");
             table.AddRow("probes", $"{result.Probes} ({result.ProbeTokens:N0} tokens) in {result.ProbeBatchCount} batch(es) of up to {result.ProbeBatchSize}");
             table.AddRow("adapters", $"{result.Adapters} of rank {result.Rank} on {result.LoraTargets} ({result.AdapterParameters:N0} parameters each)");
-            table.AddRow("forward calls: base (cached) / per adapter / per batched call", $"{result.BaseForwardCalls} / {result.ForwardCallsPerAdapter:G4} / {result.ForwardCallsPerBatchedCall:G4}");
+            table.AddRow(
+                "forward calls: base (cached) / per adapter / per batched call",
+                $"{result.BaseForwardCalls} / {result.ForwardCallsPerAdapter:G4} / {result.ForwardCallsPerBatchedCall:G4}");
             table.AddRow("base forward (no adapter)", $"{result.SecondsBaseForward * 1e3:F2} ms");
             table.AddRow("adapted forward", $"{result.SecondsAdaptedForward * 1e3:F2} ms ({result.AdaptedForwardVsBaseForward:F2}x base)");
-            table.AddRow("no-grad delta, one at a time", $"{result.SecondsPerAdapter * 1e3:F2} ms, {result.AdaptersPerSecond:F1} adapters/s ({result.DeltaVsAdaptedForward:F2}x adapted forward)");
-            table.AddRow($"no-grad delta, batched by {result.Microbatch}", $"{result.BatchedAdaptersPerSecond:F1} adapters/s ({result.BatchedSpeedup:F2}x one at a time)");
+            table.AddRow(
+                "no-grad delta, one at a time",
+                $"{result.SecondsPerAdapter * 1e3:F2} ms, {result.AdaptersPerSecond:F1} adapters/s ({result.DeltaVsAdaptedForward:F2}x adapted forward)");
+            table.AddRow(
+                $"no-grad delta, batched by {result.Microbatch}",
+                $"{result.BatchedAdaptersPerSecond:F1} adapters/s ({result.BatchedSpeedup:F2}x one at a time)");
             table.AddRow("differentiable delta (forward + backward)", $"{result.SecondsDifferentiableDelta * 1e3:F2} ms");
             table.AddRow("  relative to base forward", $"{result.DifferentiableDeltaVsBaseForward:F2}x");
             table.AddRow("  relative to adapted forward", $"{result.DifferentiableDeltaVsAdaptedForward:F2}x");

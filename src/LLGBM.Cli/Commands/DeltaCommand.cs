@@ -17,16 +17,25 @@ public static class DeltaCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Base Hugging Face checkpoint directory (with its tokenizer for text probes).", Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "Base Hugging Face checkpoint directory (with its tokenizer for text probes).",
+            Required = true,
+        };
         var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter directory, applied to --model." };
-        var finetuned = new Option<string?>("--finetuned") { Description = "Instead of --adapter: a fully fine-tuned checkpoint directory, compared to --model on the same probes (read with --model's tokenizer)." };
+        var finetuned = new Option<string?>("--finetuned")
+        {
+            Description = "Instead of --adapter: a fully fine-tuned checkpoint directory, compared to --model on the same probes (read with --model's " +
+                "tokenizer).",
+        };
         var measureOptions = new DeltaMeasureOptions();
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var json = new Option<bool>("--json") { Description = "Print {\"delta\": [...]}." };
         var command = new Command(
             "delta",
-            "Computes the delta of an adapter or a fine-tuned checkpoint relative to the base model: by default the mean over probes of the shift in the hidden state of the last probe token (--kind activation), or the shift in the log-probability of fixed continuations per byte (--kind meaning).")
+            "Computes the delta of an adapter or a fine-tuned checkpoint relative to the base model: by default the mean over probes of the shift in the " +
+            "hidden state of the last probe token (--kind activation), or the shift in the log-probability of fixed continuations per byte (--kind meaning).")
         {
             model, adapter, finetuned,
         };
@@ -71,7 +80,9 @@ public static class DeltaCommand
             }
             var norm = Math.Sqrt(values.Sum(v => (double)v * v));
             var what = adapterDir is not null ? $"{dir} + {adapterDir}" : $"{finetunedDir} vs {dir}";
-            output.WriteLine($"{what}: {measure.Kind.ToString().ToLowerInvariant()} delta over {measure.ProbeCount} probes ({measure}): dim {values.Length}, L2 norm {norm:G6}");
+            output.WriteLine(
+                $"{what}: {measure.Kind.ToString().ToLowerInvariant()} delta over {measure.ProbeCount} probes ({measure}): dim {values.Length}, " +
+                $"L2 norm {norm:G6}");
             return 0;
         });
         return command;

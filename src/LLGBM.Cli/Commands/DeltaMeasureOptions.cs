@@ -16,21 +16,48 @@ public sealed class DeltaMeasureOptions
 
     readonly Option<string> kind = new("--kind")
     {
-        Description = "activation: the shift in the base model's hidden state on probe texts; meaning: the shift in the log-probability of fixed continuations of probe prompts, per UTF-8 byte (comparable across backbones).",
+        Description = "activation: the shift in the base model's hidden state on probe texts; meaning: the shift in the log-probability of fixed " +
+            "continuations of probe prompts, per UTF-8 byte (comparable across backbones).",
         DefaultValueFactory = _ => "activation",
     };
 
-    readonly Option<string?> probes = new("--probes") { Description = "activation: JSON list of probe texts (or JSONL {\"text\": ...}), tokenized with the base's tokenizer." };
+    readonly Option<string?> probes = new("--probes")
+    {
+        Description = "activation: JSON list of probe texts (or JSONL {\"text\": ...}), tokenized with the base's tokenizer.",
+    };
     readonly Option<string?> probeIds = new("--probe-ids") { Description = "activation: JSON list of token-id lists, for models without a tokenizer." };
-    readonly Option<string?> meaningProbes = new("--meaning-probes") { Description = "meaning: JSON list of {\"prompt\": ..., \"continuation\": ...} (or JSONL of such objects)." };
-    readonly Option<string?> probeTasks = new("--probe-tasks") { Description = "Draw the probes from the training examples of every task under this directory: the bare prompts (activation) or each prompt with its right answer as continuation (meaning)." };
+    readonly Option<string?> meaningProbes = new("--meaning-probes")
+    {
+        Description = "meaning: JSON list of {\"prompt\": ..., \"continuation\": ...} (or JSONL of such objects).",
+    };
+    readonly Option<string?> probeTasks = new("--probe-tasks")
+    {
+        Description = "Draw the probes from the training examples of every task under this directory: the bare prompts (activation) " +
+            "or each prompt with its right answer as continuation (meaning).",
+    };
     readonly Option<int> perTask = new("--per-task") { Description = "Examples per task with --probe-tasks.", DefaultValueFactory = _ => 4 };
     readonly Option<long> probeSeed = new("--probe-seed") { Description = "Seed of the examples drawn with --probe-tasks.", DefaultValueFactory = _ => 0 };
-    readonly Option<int> generic = new("--generic") { Description = "Without a probe file or --probe-tasks: the first N generic Alpaca-style probes (meaning: each followed by 5 fixed continuations).", DefaultValueFactory = _ => 5 };
-    readonly Option<string?> layers = new("--layers") { Description = "activation: comma-separated hidden-state indices (0 embeddings, i after layer i-1, -1 the final-norm state), concatenated. Default: the final-norm state." };
+    readonly Option<int> generic = new("--generic")
+    {
+        Description = "Without a probe file or --probe-tasks: the first N generic Alpaca-style probes (meaning: each followed by 5 fixed continuations).",
+        DefaultValueFactory = _ => 5,
+    };
+    readonly Option<string?> layers = new("--layers")
+    {
+        Description = "activation: comma-separated hidden-state indices (0 embeddings, i after layer i-1, -1 the final-norm state), concatenated. " +
+            "Default: the final-norm state.",
+    };
     readonly Option<bool> average = new("--average-layers") { Description = "activation: average the --layers instead of concatenating them." };
-    readonly Option<string> pooling = new("--pooling") { Description = "activation: last (the last real token) or mean (over real tokens).", DefaultValueFactory = _ => "last" };
-    readonly Option<string> normalize = new("--normalize") { Description = "meaning: divide each continuation's log-probability by its length in bytes (UTF-8), chars, tokens, or none.", DefaultValueFactory = _ => "bytes" };
+    readonly Option<string> pooling = new("--pooling")
+    {
+        Description = "activation: last (the last real token) or mean (over real tokens).",
+        DefaultValueFactory = _ => "last",
+    };
+    readonly Option<string> normalize = new("--normalize")
+    {
+        Description = "meaning: divide each continuation's log-probability by its length in bytes (UTF-8), chars, tokens, or none.",
+        DefaultValueFactory = _ => "bytes",
+    };
 
     /// <summary>Creates the options; add them to a command with <see cref="AddTo"/>.</summary>
     public DeltaMeasureOptions()
@@ -42,7 +69,8 @@ public sealed class DeltaMeasureOptions
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { kind, probes, probeIds, meaningProbes, probeTasks, perTask, probeSeed, generic, layers, average, pooling, normalize })
+        foreach (var option in new Option[]
+                 { kind, probes, probeIds, meaningProbes, probeTasks, perTask, probeSeed, generic, layers, average, pooling, normalize })
             command.Options.Add(option);
     }
 

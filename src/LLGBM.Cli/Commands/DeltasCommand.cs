@@ -19,13 +19,28 @@ public static class DeltasCommand
 
     static Command CreateCompute()
     {
-        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => RunsLayout.Default.Base };
-        var teachers = new Option<string>("--teachers") { Description = "The teacher pool's directory (with its manifest.json).", DefaultValueFactory = _ => RunsLayout.Default.Teachers };
+        var baseModel = new Option<string>("--base")
+        {
+            Description = "Base checkpoint directory (with its tokenizer).",
+            DefaultValueFactory = _ => RunsLayout.Default.Base,
+        };
+        var teachers = new Option<string>("--teachers")
+        {
+            Description = "The teacher pool's directory (with its manifest.json).",
+            DefaultValueFactory = _ => RunsLayout.Default.Teachers,
+        };
         var output = new Option<string>("--out") { Description = "The cache directory.", DefaultValueFactory = _ => RunsLayout.Default.Deltas };
         var measureOptions = new DeltaMeasureOptions();
-        var shard = new Option<string>("--shard") { Description = "i/n: compute only shard i (0-based) of n of the adapters, dealt round-robin.", DefaultValueFactory = _ => "0/1" };
+        var shard = new Option<string>("--shard")
+        {
+            Description = "i/n: compute only shard i (0-based) of n of the adapters, dealt round-robin.",
+            DefaultValueFactory = _ => "0/1",
+        };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
-        var command = new Command("compute", "Computes the delta (activation or meaning) of every kept teacher adapter (reusing cached entries), rebuilds the cache manifest and prints norm statistics, outliers and broken (zero) adapters.")
+        var command = new Command(
+            "compute",
+            "Computes the delta (activation or meaning) of every kept teacher adapter (reusing cached entries), " +
+            "rebuilds the cache manifest and prints norm statistics, outliers and broken (zero) adapters.")
         {
             baseModel, teachers, output,
         };
@@ -39,7 +54,9 @@ public static class DeltasCommand
             var err = CommandAction.Err(parse);
             var result = DeltaCache.Compute(
                 parse.GetValue(baseModel)!, parse.GetValue(teachers)!, parse.GetValue(output)!, measure, index, count,
-                p => err.WriteLine($"[deltas] {p.Done}/{p.Total} {p.Adapter}{(p.Reused ? " (cached)" : p.ReplacedBroken ? " (its cached entry held NaN or infinite values: computed again)" : "")}"),
+                p => err.WriteLine(
+                    $"[deltas] {p.Done}/{p.Total} " +
+                    $"{p.Adapter}{(p.Reused ? " (cached)" : p.ReplacedBroken ? " (its cached entry held NaN or infinite values: computed again)" : "")}"),
                 TorchChoices.Device(parse.GetValue(device)!));
             var stats = result.Stats;
             var outliers = result.Stats.Outliers.Select(e => e.Key).ToHashSet();
@@ -52,8 +69,10 @@ public static class DeltasCommand
             }
             var o = CommandAction.Out(parse);
             CommandAction.Write(o, table);
-            o.WriteLine(FormattableString.Invariant(
-                $"{stats.Count} deltas ({measure}): L2 norm mean {stats.MeanNorm:G4}, min {stats.MinNorm:G4}, max {stats.MaxNorm:G4}, median {stats.MedianNorm:G4}; {stats.Outliers.Count} outliers, {stats.Broken.Count} broken"));
+            o.WriteLine(
+                FormattableString.Invariant($"{stats.Count} deltas ({measure}): L2 norm mean {stats.MeanNorm:G4}, min {stats.MinNorm:G4}, ") +
+                FormattableString.Invariant(
+                    $"max {stats.MaxNorm:G4}, median {stats.MedianNorm:G4}; {stats.Outliers.Count} outliers, {stats.Broken.Count} broken"));
             foreach (var e in stats.Broken)
                 o.WriteLine($"broken adapter (delta ~ 0): {e.Adapter}");
             foreach (var e in stats.Outliers)

@@ -15,18 +15,28 @@ public static class EncodeCommand
     {
         var encoder = new Option<string>("--encoder")
         {
-            Description = $"minilm (pretrained all-MiniLM-L6-v2, the default), lm-mean (the mean final-norm hidden state of --model), random (untrained embeddings; ablation only).",
+            Description = $"minilm (pretrained all-MiniLM-L6-v2, the default), lm-mean (the mean final-norm hidden state of --model), " +
+                $"random (untrained embeddings; ablation only).",
             DefaultValueFactory = _ => SentenceEncoders.Default,
         };
         var texts = new Option<string[]>("--text") { Description = "A text to encode (repeat for several).", AllowMultipleArgumentsPerToken = false };
         var file = new Option<string?>("--file") { Description = "A UTF-8 file with one text per non-empty line." };
         var model = new Option<string?>("--model") { Description = "The base checkpoint for --encoder lm-mean." };
         var seed = new Option<long>("--seed") { Description = "The seed of --encoder random.", DefaultValueFactory = _ => 0 };
-        var cache = new Option<string?>("--cache") { Description = "An encoding cache directory: texts found there are not encoded again, new ones are stored." };
+        var cache = new Option<string?>("--cache")
+        {
+            Description = "An encoding cache directory: texts found there are not encoded again, new ones are stored.",
+        };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype of lm-mean: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
-        var device = new Option<string>("--device") { Description = "Where lm-mean runs: cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
+        var device = new Option<string>("--device")
+        {
+            Description = "Where lm-mean runs: cpu, cuda or cuda:N.",
+            DefaultValueFactory = _ => TorchChoices.DefaultDevice,
+        };
         var json = new Option<bool>("--json") { Description = "Print {\"encoder\", \"identity\", \"dimension\", \"vectors\": [[...]], \"cosine\": [[...]]}." };
-        var command = new Command("encode", "Encodes texts with a condition encoder and prints each encoding's norm and the pairwise cosine similarities (or, with --json, the vectors).")
+        var command = new Command(
+            "encode",
+            "Encodes texts with a condition encoder and prints each encoding's norm and the pairwise cosine similarities (or, with --json, the vectors).")
         {
             encoder, texts, file, model, seed, cache, dtype, device, json,
         };
@@ -53,7 +63,8 @@ public static class EncodeCommand
             var err = CommandAction.Err(parse);
             var cacheNote = active is CachedSentenceEncoder c ? $"; cache: {c.MemoryHits + c.DiskHits} hit(s), {c.Misses} encoded" : "";
             err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{inputs.Count} text(s) encoded by {active.Name} (D = {active.Dimension}) in {seconds:F3} s ({inputs.Count / Math.Max(seconds, 1e-9):F1} texts/s){cacheNote}"));
+                $"{inputs.Count} text(s) encoded by {active.Name} (D = {active.Dimension}) in {seconds:F3} s " +
+                $"({inputs.Count / Math.Max(seconds, 1e-9):F1} texts/s){cacheNote}"));
             var output = CommandAction.Out(parse);
             if (parse.GetValue(json))
             {

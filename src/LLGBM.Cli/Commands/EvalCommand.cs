@@ -22,19 +22,31 @@ public static class EvalCommand
     {
         var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory with its tokenizer files.", Required = true };
         var tasks = new Option<string>("--tasks") { Description = "Directory of task directories (task.json, test.jsonl).", Required = true };
-        var task = new Option<string[]>("--task") { Description = "Evaluate only this task (repeatable); default: every task.", AllowMultipleArgumentsPerToken = true };
+        var task = new Option<string[]>("--task")
+        {
+            Description = "Evaluate only this task (repeatable); default: every task.",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var format = new Option<string>("--format") { Description = "Prompt format: bare, instructed or both.", DefaultValueFactory = _ => "both" };
         format.AcceptOnlyFromAmong(FormatChoices);
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N test examples of each task." };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per forward pass.", DefaultValueFactory = _ => 8 };
-        var normalize = new Option<string>("--normalize") { Description = "Length normalisation of multiple-choice log-likelihoods: none, tokens, chars or bytes.", DefaultValueFactory = _ => "none" };
+        var normalize = new Option<string>("--normalize")
+        {
+            Description = "Length normalisation of multiple-choice log-likelihoods: none, tokens, chars or bytes.",
+            DefaultValueFactory = _ => "none",
+        };
         normalize.AcceptOnlyFromAmong(NormalizationChoices);
         var predictions = new Option<bool>("--predictions") { Description = "Keep every example's prediction in the JSON results." };
         var output = new Option<string?>("--out") { Description = "Write the results to this JSON file (an array, one object per task and format)." };
         var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the table." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
-        var command = new Command("eval", "Evaluates a model on tasks: exact match for generation tasks, choice accuracy by log-likelihood for multiple choice. The subcommand deltas evaluates the teacher pool's embeddings (clustering by domain, additivity), probe-design the delta activation's probes, layers and pooling, generated-deltas the embeddings of generated adapters.")
+        var command = new Command(
+            "eval",
+            "Evaluates a model on tasks: exact match for generation tasks, choice accuracy by log-likelihood for multiple choice. " +
+            "The subcommand deltas evaluates the teacher pool's embeddings (clustering by domain, additivity), probe-design the delta activation's probes, " +
+            "layers and pooling, generated-deltas the embeddings of generated adapters.")
         {
             model, tasks, task, format, limit, batchSize, normalize, predictions, output, json, device, dtype,
         };

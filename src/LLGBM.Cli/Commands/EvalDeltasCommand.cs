@@ -19,15 +19,37 @@ public static class EvalDeltasCommand
     {
         var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", Required = true };
         var teachers = new Option<string>("--teachers") { Description = "The teacher pool's directory (with its manifest.json).", Required = true };
-        var tasks = new Option<string>("--tasks") { Description = "Directory of task directories (the suite): domains, mixtures and training prompts.", Required = true };
-        var cache = new Option<string?>("--cache") { Description = "Delta cache to read deltas from (only read; deltas missing there are computed in memory; fill it with llgbm deltas compute)." };
-        var generic = new Option<int>("--generic") { Description = "Delta probes: the first N generic Alpaca-style probes (as llgbm deltas compute).", DefaultValueFactory = _ => 5 };
-        var pooling = new Option<string>("--pooling") { Description = "Delta pooling: last (the last real token) or mean (over real tokens).", DefaultValueFactory = _ => "last" };
-        var prompts = new Option<int>("--prompts") { Description = "Training prompts per prompt embedding (each checkpoint of a task gets its own seeded sample).", DefaultValueFactory = _ => 32 };
+        var tasks = new Option<string>("--tasks")
+        {
+            Description = "Directory of task directories (the suite): domains, mixtures and training prompts.",
+            Required = true,
+        };
+        var cache = new Option<string?>("--cache")
+        {
+            Description = "Delta cache to read deltas from (only read; deltas missing there are computed in memory; fill it with llgbm deltas compute).",
+        };
+        var generic = new Option<int>("--generic")
+        {
+            Description = "Delta probes: the first N generic Alpaca-style probes (as llgbm deltas compute).",
+            DefaultValueFactory = _ => 5,
+        };
+        var pooling = new Option<string>("--pooling")
+        {
+            Description = "Delta pooling: last (the last real token) or mean (over real tokens).",
+            DefaultValueFactory = _ => "last",
+        };
+        var prompts = new Option<int>("--prompts")
+        {
+            Description = "Training prompts per prompt embedding (each checkpoint of a task gets its own seeded sample).",
+            DefaultValueFactory = _ => 32,
+        };
         var output = new Option<string?>("--out") { Description = "Write the results to this JSON file." };
         var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the tables." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
-        var command = new Command("deltas", "Delta Activations evaluation of a teacher pool: silhouette with cosine distance over domains for delta activations, flattened LoRA weights (A and B; ΔW) and the base model's prompt embedding, per checkpoint and per task; and the additivity of mixture tasks.")
+        var command = new Command(
+            "deltas",
+            "Delta Activations evaluation of a teacher pool: silhouette with cosine distance over domains for delta activations, " +
+            "flattened LoRA weights (A and B; ΔW) and the base model's prompt embedding, per checkpoint and per task; and the additivity of mixture tasks.")
         {
             baseModel, teachers, tasks, cache, generic, pooling, prompts, output, json, device,
         };
@@ -68,8 +90,10 @@ public static class EvalDeltasCommand
         foreach (var row in report.Silhouettes)
             silhouettes.AddRow(row.Representation, row.Level, row.Points.ToString(CultureInfo.InvariantCulture),
                 $"{row.Domains.Length}: {string.Join(", ", row.Domains)}", F(row.Silhouette));
-        output.WriteLine(FormattableString.Invariant(
-            $"Silhouette (cosine distance, domain labels; mixtures left out). Delta Activations reports {DeltaQualityStudy.PublishedDeltaSilhouette} for deltas, {DeltaQualityStudy.PublishedWeightSilhouette} for flattened weights."));
+        output.WriteLine(
+            FormattableString.Invariant(
+                $"Silhouette (cosine distance, domain labels; mixtures left out). Delta Activations reports {DeltaQualityStudy.PublishedDeltaSilhouette} ") +
+            FormattableString.Invariant($"for deltas, {DeltaQualityStudy.PublishedWeightSilhouette} for flattened weights."));
         CommandAction.Write(output, silhouettes);
 
         var width = report.Additivity.Select(r => r.Components.Length).DefaultIfEmpty(2).Max();
@@ -91,8 +115,9 @@ public static class EvalDeltasCommand
         CommandAction.Write(output, additivity);
         if (report.SkippedMixtures.Length > 0)
             output.WriteLine($"mixtures without adapters (left out): {string.Join(", ", report.SkippedMixtures)}");
-        output.WriteLine(FormattableString.Invariant(
-            $"{result.Adapters} adapters; deltas: {result.DeltasFromCache} from the cache, {result.DeltasComputed} computed ({result.Probes}, {result.DeltaSpec})"));
+        output.WriteLine(
+            FormattableString.Invariant($"{result.Adapters} adapters; deltas: {result.DeltasFromCache} from the cache, ") +
+            FormattableString.Invariant($"{result.DeltasComputed} computed ({result.Probes}, {result.DeltaSpec})"));
     }
 
     static string F(double value) => value.ToString("F4", CultureInfo.InvariantCulture);

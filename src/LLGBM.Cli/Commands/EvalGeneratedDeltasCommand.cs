@@ -15,18 +15,42 @@ public static class EvalGeneratedDeltasCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var runs = new Option<string[]>("--run") { Description = "A trained generator run directory (repeat for several).", Required = true, AllowMultipleArgumentsPerToken = false };
-        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer) the runs were trained on.", Required = true };
+        var runs = new Option<string[]>("--run")
+        {
+            Description = "A trained generator run directory (repeat for several).",
+            Required = true,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var baseModel = new Option<string>("--base")
+        {
+            Description = "Base checkpoint directory (with its tokenizer) the runs were trained on.",
+            Required = true,
+        };
         var teachers = new Option<string>("--teachers") { Description = "The teacher pool's directory (with its manifest.json).", Required = true };
-        var tasks = new Option<string>("--tasks") { Description = "Directory of task directories (the suite): domains and the conditions' prompts.", Required = true };
+        var tasks = new Option<string>("--tasks")
+        {
+            Description = "Directory of task directories (the suite): domains and the conditions' prompts.",
+            Required = true,
+        };
         var batches = new Option<int>("--batches") { Description = "Prompt batches per task, one generated adapter each.", DefaultValueFactory = _ => 4 };
         var seed = new Option<long>("--seed") { Description = "Seed of the prompt batches.", DefaultValueFactory = _ => 1 };
-        var generic = new Option<int>("--generic") { Description = "Delta probes: the first N generic Alpaca-style probes (as the teacher deltas).", DefaultValueFactory = _ => 5 };
-        var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: a folder under the system's temporary directory)." };
+        var generic = new Option<int>("--generic")
+        {
+            Description = "Delta probes: the first N generic Alpaca-style probes (as the teacher deltas).",
+            DefaultValueFactory = _ => 5,
+        };
+        var encodings = new Option<string?>("--encodings")
+        {
+            Description = "Encoding cache directory (default: a folder under the system's temporary directory).",
+        };
         var output = new Option<string?>("--out") { Description = "Write the results to this JSON file." };
         var json = new Option<bool>("--json") { Description = "Print the JSON results instead of the tables." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
-        var command = new Command("generated-deltas", "Delta quality of generated adapters: for every task a run trained on or held out, several prompt batches through the run's generator; silhouette by domain of their delta activations, flattened weights (A and B; ΔW) and prompt embeddings, and each generated delta's cosine to its own task's teacher delta against the other tasks'.")
+        var command = new Command(
+            "generated-deltas",
+            "Delta quality of generated adapters: for every task a run trained on or held out, several prompt batches through the run's generator; " +
+            "silhouette by domain of their delta activations, flattened weights (A and B; ΔW) and prompt embeddings, " +
+            "and each generated delta's cosine to its own task's teacher delta against the other tasks'.")
         {
             runs, baseModel, teachers, tasks, batches, seed, generic, encodings, output, json, device,
         };
@@ -48,7 +72,8 @@ public static class EvalGeneratedDeltasCommand
     public static void WriteTables(TextWriter output, GeneratedDeltaResult result)
     {
         var silhouettes = new Table().AddColumns("run", "representation", "level", "points", "silhouette");
-        var matches = new Table().AddColumns("run", "tasks", "adapters", "cos(own teacher)", "mean cos(other teachers)", "margin", "own teacher nearest", "mean rank");
+        var matches = new Table().AddColumns(
+            "run", "tasks", "adapters", "cos(own teacher)", "mean cos(other teachers)", "margin", "own teacher nearest", "mean rank");
         foreach (var run in result.Runs)
         {
             foreach (var s in run.Silhouettes)

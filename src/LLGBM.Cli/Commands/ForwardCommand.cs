@@ -13,13 +13,22 @@ public static class ForwardCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "Hugging Face checkpoint directory (config.json + model.safetensors or shards).", Required = true };
+        var model = new Option<string>("--model")
+        {
+            Description = "Hugging Face checkpoint directory (config.json + model.safetensors or shards).",
+            Required = true,
+        };
         var ids = new Option<string>("--ids") { Description = "Comma-separated token ids, e.g. 1,2,3.", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16 or f16.", DefaultValueFactory = _ => "f32" };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
-        var adapter = new Option<string?>("--adapter") { Description = "PEFT LoRA adapter directory to apply (adapter_config.json + adapter_model.safetensors)." };
+        var adapter = new Option<string?>("--adapter")
+        {
+            Description = "PEFT LoRA adapter directory to apply (adapter_config.json + adapter_model.safetensors).",
+        };
         var json = new Option<bool>("--json") { Description = "Print {\"hidden_last\": [[...] per position], \"logits\": [[...] per position]}." };
-        var command = new Command("forward", "Runs the model (with a LoRA adapter when --adapter is given) on token ids and prints the final-norm hidden states and logits of every position.")
+        var command = new Command(
+            "forward",
+            "Runs the model (with a LoRA adapter when --adapter is given) on token ids and prints the final-norm hidden states and logits of every position.")
         {
             model, ids, adapter, dtype, device, json,
         };
@@ -35,7 +44,9 @@ public static class ForwardCommand
             if (outOfRange.Count > 0)
                 throw new LlgbmException($"--ids: token ids must lie in [0, {lm.Config.VocabSize}) for {dir}; found {string.Join(", ", outOfRange)}.");
             if (tokens.Length > lm.Config.MaxPositionEmbeddings)
-                throw new LlgbmException($"--ids: {tokens.Length} token ids, more than the max_position_embeddings {lm.Config.MaxPositionEmbeddings} of {Path.Combine(dir, "config.json")}.");
+                throw new LlgbmException(
+                    $"--ids: {tokens.Length} token ids, more than the max_position_embeddings {lm.Config.MaxPositionEmbeddings} of " +
+                    $"{Path.Combine(dir, "config.json")}.");
             using var noGrad = no_grad();
             using var input = tensor(tokens, [1, tokens.Length], device: dev);
             using var output = lm.Forward(input, new ForwardOptions { Lora = lora });
@@ -48,7 +59,8 @@ public static class ForwardCommand
                 WriteJson(CommandAction.Out(parse), hidden, logits);
                 return 0;
             }
-            CommandAction.Out(parse).WriteLine($"{dir}: {tokens.Length} tokens, hidden_last [{string.Join(", ", hidden.shape)}], logits [{string.Join(", ", logits.shape)}]");
+            CommandAction.Out(parse).WriteLine(
+                $"{dir}: {tokens.Length} tokens, hidden_last [{string.Join(", ", hidden.shape)}], logits [{string.Join(", ", logits.shape)}]");
             var (values, indexes) = logits[-1].topk(Math.Min(5, (int)logits.shape[1]));
             using var topValues = values;
             using var topIndexes = indexes;

@@ -19,14 +19,17 @@ public static class GenerateCommand
         var generator = new Option<string>("--generator") { Description = "The generator run directory (llgbm generator train).", Required = true };
         var prompts = new Option<string>("--prompts")
         {
-            Description = "The condition: a JSON list of texts, or JSONL of {\"prompt\": …, \"answer\": …} (answers are used when the run was trained on prompts with answers).",
+            Description = "The condition: a JSON list of texts, or JSONL of {\"prompt\": …, \"answer\": …} (answers are used when the run was trained on " +
+                "prompts with answers).",
             Required = true,
         };
         var output = new Option<string>("--out") { Description = "The PEFT adapter directory to write.", Required = true };
         var step = new Option<int?>("--step") { Description = "Use this checkpoint instead of the latest." };
         var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: none)." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
-        var command = new Command("generate", "Generates a LoRA adapter for the task the prompts come from, in one forward pass, and writes it as a PEFT adapter directory.")
+        var command = new Command(
+            "generate",
+            "Generates a LoRA adapter for the task the prompts come from, in one forward pass, and writes it as a PEFT adapter directory.")
         {
             generator, prompts, output, step, encodings, device,
         };
@@ -48,7 +51,8 @@ public static class GenerateCommand
             var seconds = clock.Elapsed.TotalSeconds;
             var dir = parse.GetValue(output)!;
             PeftAdapter.Save(dir, info.Lora, adapter, info.Inputs.Base);
-            CommandAction.Out(parse).WriteLine($"{dir}: adapter from {texts.Count} prompts ({adapter.Modules.Count} modules, r {info.Lora.Rank}) in {seconds:F3} s");
+            CommandAction.Out(parse).WriteLine(
+                $"{dir}: adapter from {texts.Count} prompts ({adapter.Modules.Count} modules, r {info.Lora.Rank}) in {seconds:F3} s");
             return 0;
         });
         return command;

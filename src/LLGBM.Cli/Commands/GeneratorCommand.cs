@@ -23,15 +23,30 @@ public static class GeneratorCommand
 
     static Command CreateTransfer()
     {
-        var predictor = new Option<string>("--predictor") { Description = "The two-stage run whose predictor (conditions → δ̂) is used, e.g. trained on backbone A.", Required = true };
-        var decoder = new Option<string>("--decoder") { Description = "The two-stage run whose decoder (δ → LoRA) is used and whose backbone, tasks and teachers the composition is evaluated on.", Required = true };
+        var predictor = new Option<string>("--predictor")
+        {
+            Description = "The two-stage run whose predictor (conditions → δ̂) is used, e.g. trained on backbone A.",
+            Required = true,
+        };
+        var decoder = new Option<string>("--decoder")
+        {
+            Description = "The two-stage run whose decoder (δ → LoRA) is used and whose backbone, tasks and teachers the composition is evaluated on.",
+            Required = true,
+        };
         var output = new Option<string>("--out") { Description = "The results file to write (JSON).", Required = true };
         var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: the decoder run's RUNS/encodings)." };
-        var allow = new Option<bool>("--allow-incompatible") { Description = "When the runs cannot compose, write the reason into --out and succeed instead of failing." };
+        var allow = new Option<bool>("--allow-incompatible")
+        {
+            Description = "When the runs cannot compose, write the reason into --out and succeed instead of failing.",
+        };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command(
             "transfer",
-            "Drives one two-stage run's decoder with another two-stage run's delta predictor (cross-backbone transfer: both supervised with delta_kind Meaning on the same text pairs) and evaluates the composition on the decoder run's held-out and in-domain tasks — with δ̂ as predicted (transfer-raw) and moved to the decoder run's per-coordinate scale (transfer: standardised with the predictor run's teacher-delta mean and std, rescaled with the decoder run's) — next to the decoder run itself (native) and its backbone's base model, oracle teachers, mean teacher and random adapter; writes one JSON file.")
+            "Drives one two-stage run's decoder with another two-stage run's delta predictor (cross-backbone transfer: both supervised with delta_kind " +
+            "Meaning on the same text pairs) and evaluates the composition on the decoder run's held-out and in-domain tasks — with δ̂ as predicted " +
+            "(transfer-raw) and moved to the decoder run's per-coordinate scale (transfer: standardised with the predictor run's teacher-delta mean and std, " +
+            "rescaled with the decoder run's) — next to the decoder run itself (native) and its backbone's base model, oracle teachers, " +
+            "mean teacher and random adapter; writes one JSON file.")
         {
             predictor, decoder, output, encodings, allow, device,
         };
@@ -47,7 +62,8 @@ public static class GeneratorCommand
             try
             {
                 var result = GeneratorTransfer.Evaluate(parse.GetValue(predictor)!, decoderRun,
-                    () => ConditionEncoding.From(encoder = SentenceEncoders.OpenCached(decoderConfig.Encoder, info.Inputs.Base, decoderConfig.Seed, cache, torchDevice)),
+                    () => ConditionEncoding.From(
+                        encoder = SentenceEncoders.OpenCached(decoderConfig.Encoder, info.Inputs.Base, decoderConfig.Seed, cache, torchDevice)),
                     line => err.WriteLine($"[transfer] {line}"), torchDevice);
                 if (!result.Composable && !parse.GetValue(allow))
                     throw new LlgbmException($"--predictor {result.Predictor} cannot drive --decoder {result.Decoder}: {result.Reason}");
@@ -75,7 +91,8 @@ public static class GeneratorCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command(
             "evaluate",
-            "Evaluates a run again at its latest checkpoint, with every reference method (base, oracle, mean teacher, random adapter), and rewrites RUN/results/heldout.json.")
+            "Evaluates a run again at its latest checkpoint, with every reference method (base, oracle, mean teacher, random adapter), " +
+            "and rewrites RUN/results/heldout.json.")
         {
             run, encodings, device,
         };
@@ -98,8 +115,15 @@ public static class GeneratorCommand
     static Command CreateTrain()
     {
         var config = new Option<string>("--config") { Description = "The experiment's config file (see configs/*.json).", Required = true };
-        var output = new Option<string?>("--out") { Description = "The run directory (default: runs/generators/NAME, with -seedS, -ldX, -fracF and -ckptN suffixes for overrides)." };
-        var runs = new Option<string>("--runs") { Description = "Where the inputs live by default (base-tiny, suite, teachers, deltas).", DefaultValueFactory = _ => RunsLayout.DefaultRoot };
+        var output = new Option<string?>("--out")
+        {
+            Description = "The run directory (default: runs/generators/NAME, with -seedS, -ldX, -fracF and -ckptN suffixes for overrides).",
+        };
+        var runs = new Option<string>("--runs")
+        {
+            Description = "Where the inputs live by default (base-tiny, suite, teachers, deltas).",
+            DefaultValueFactory = _ => RunsLayout.DefaultRoot,
+        };
         var baseModel = new Option<string?>("--base") { Description = "Base checkpoint directory (default: RUNS/base-tiny)." };
         var tasks = new Option<string?>("--tasks") { Description = "Task suite root (default: RUNS/suite)." };
         var teachers = new Option<string?>("--teachers") { Description = "Teacher pool (default: RUNS/teachers)." };
@@ -109,12 +133,17 @@ public static class GeneratorCommand
         var steps = new Option<int?>("--steps") { Description = "Overrides the config's number of steps." };
         var lambdaDelta = new Option<double?>("--lambda-delta") { Description = "Overrides λ_δ (a constant weight), for λ sweeps." };
         var encoder = new Option<string?>("--encoder") { Description = "Overrides the condition encoder: minilm, lm-mean or random." };
-        var trainFraction = new Option<double?>("--train-fraction") { Description = "The low-data regime: keeps this fraction of the training tasks (every domain keeps one or more; the others are evaluated with the held-out tasks)." };
+        var trainFraction = new Option<double?>("--train-fraction")
+        {
+            Description = "The low-data regime: keeps this fraction of the training tasks (every domain keeps one or more; " +
+                "the others are evaluated with the held-out tasks).",
+        };
         var teacherCheckpoints = new Option<int?>("--teacher-checkpoints") { Description = "Uses only the last N checkpoints of each teacher (0: all)." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command(
             "train",
-            "Trains a generator run: metrics.jsonl and TensorBoard events (RUN/events), checkpoints (resumed when the run exists), and the held-out evaluation in RUN/results/heldout.json against the base model, each task's oracle teacher and the mean training teacher.")
+            "Trains a generator run: metrics.jsonl and TensorBoard events (RUN/events), checkpoints (resumed when the run exists), " +
+            "and the held-out evaluation in RUN/results/heldout.json against the base model, each task's oracle teacher and the mean training teacher.")
         {
             config, output, runs, baseModel, tasks, teachers, deltas, encodings, seed, steps, lambdaDelta, encoder, trainFraction, teacherCheckpoints, device,
         };
@@ -160,9 +189,13 @@ public static class GeneratorCommand
             var runDir = parse.GetValue(output) ?? layout.Generator(name);
             var err = CommandAction.Err(parse);
             var torchDevice = TorchChoices.Device(parse.GetValue(device)!);
-            using var sentenceEncoder = SentenceEncoders.OpenCached(loaded.Encoder, inputs.Base, loaded.Seed, parse.GetValue(encodings) ?? layout.Encodings, torchDevice);
-            err.WriteLine($"[generator] {runDir}: {loaded.Architecture}, λ_w {loaded.Weight.Value}, λ_δ {loaded.Delta.Value}, λ_kl {loaded.Kl.Value}, λ_n {loaded.Norm.Value}, encoder {sentenceEncoder.Identity}");
-            var result = GeneratorRun.Train(loaded, inputs, runDir, ConditionEncoding.From(sentenceEncoder), line => err.WriteLine($"[generator] {line}"), torchDevice);
+            using var sentenceEncoder = SentenceEncoders.OpenCached(
+                loaded.Encoder, inputs.Base, loaded.Seed, parse.GetValue(encodings) ?? layout.Encodings, torchDevice);
+            err.WriteLine(
+                $"[generator] {runDir}: {loaded.Architecture}, λ_w {loaded.Weight.Value}, λ_δ {loaded.Delta.Value}, λ_kl {loaded.Kl.Value}, " +
+                $"λ_n {loaded.Norm.Value}, encoder {sentenceEncoder.Identity}");
+            var result = GeneratorRun.Train(
+                loaded, inputs, runDir, ConditionEncoding.From(sentenceEncoder), line => err.WriteLine($"[generator] {line}"), torchDevice);
             PrintResults(CommandAction.Out(parse), result);
             CommandAction.Out(parse).WriteLine($"{runDir}: {GeneratorRun.ResultsFolder}/{GeneratorRun.HeldOutFile}, {GeneratorRun.MetricsFile}");
             return 0;
@@ -196,6 +229,7 @@ public static class GeneratorCommand
         }
         CommandAction.Write(output, table);
         static string S(ConditionSensitivity? s) => s is null ? "-" : $"{s.Ratio:F2} (spread / norm {s.RelativeSpread:F3})";
-        output.WriteLine($"condition sensitivity, across-task / within-task distance: held-out {S(result.HeldOutSensitivity)}, training {S(result.TrainSensitivity)}");
+        output.WriteLine(
+            $"condition sensitivity, across-task / within-task distance: held-out {S(result.HeldOutSensitivity)}, training {S(result.TrainSensitivity)}");
     }
 }

@@ -13,13 +13,21 @@ public static class GeneratorRobustnessCommand
     /// <summary>Creates the <c>robustness</c> subcommand of <c>generator</c>.</summary>
     public static Command Create()
     {
-        var runs = new Option<string[]>("--run") { Description = "A finished generator run directory (repeat for several).", Required = true, AllowMultipleArgumentsPerToken = true };
+        var runs = new Option<string[]>("--run")
+        {
+            Description = "A finished generator run directory (repeat for several).",
+            Required = true,
+            AllowMultipleArgumentsPerToken = true,
+        };
         var output = new Option<string>("--out") { Description = "The results file (JSON) to write.", Required = true };
         var encodings = new Option<string?>("--encodings") { Description = "Encoding cache directory (default: each run's RUNS/encodings)." };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command(
             "robustness",
-            "Evaluates finished runs at their latest checkpoint with the evaluation conditions of each held-out and in-domain task encoded as the suite writes them, paraphrased (other wording of the prompt template) and reformatted (other layout, field order and casing), always on the task's standard test examples; writes accuracies, the delta cosine to the oracle and the ΔW cosine between the adapters of rewritten and original conditions, with the base model, oracle and mean teacher of each run's heldout.json, to --out.")
+            "Evaluates finished runs at their latest checkpoint with the evaluation conditions of each held-out and in-domain task encoded as the suite " +
+            "writes them, paraphrased (other wording of the prompt template) and reformatted (other layout, field order and casing), " +
+            "always on the task's standard test examples; writes accuracies, the delta cosine to the oracle and the ΔW cosine between the adapters of " +
+            "rewritten and original conditions, with the base model, oracle and mean teacher of each run's heldout.json, to --out.")
         {
             runs, output, encodings, device,
         };
@@ -38,7 +46,9 @@ public static class GeneratorRobustnessCommand
                 var cache = parse.GetValue(encodings) ?? RunsLayout.OfGeneratorRun(runDir).Encodings;
                 using var encoder = SentenceEncoders.OpenCached(config.Encoder, info.Inputs.Base, config.Seed, cache, torchDevice);
                 err.WriteLine($"[robustness] {i + 1}/{dirs.Length} {runDir}");
-                results.AddRange(RobustnessEvaluator.EvaluateRun(runDir, ConditionEncoding.From(encoder), transforms, line => err.WriteLine($"[robustness] {line}"), torchDevice));
+                results.AddRange(
+                    RobustnessEvaluator.EvaluateRun(
+                        runDir, ConditionEncoding.From(encoder), transforms, line => err.WriteLine($"[robustness] {line}"), torchDevice));
             }
             var file = parse.GetValue(output)!;
             RobustnessEvaluator.Write(file, results);

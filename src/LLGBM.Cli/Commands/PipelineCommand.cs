@@ -10,7 +10,10 @@ public static class PipelineCommand
     /// <summary>Creates the command.</summary>
     public static Command Create()
     {
-        var quick = new Option<bool>("--quick") { Description = "The reduced pipeline for CI: every stage, small settings (a few minutes; the numbers mean nothing)." };
+        var quick = new Option<bool>("--quick")
+        {
+            Description = "The reduced pipeline for CI: every stage, small settings (a few minutes; the numbers mean nothing).",
+        };
         var output = new Option<string?>("--out") { Description = "Where every result goes (default: runs, or runs-quick with --quick)." };
         var paper = new Option<string?>("--paper") { Description = "Where the tables and figures go (default: paper, or OUT/paper with --quick)." };
         var noScripts = new Option<bool>("--no-scripts") { Description = "Skip the paper scripts (dotnet fsi)." };
@@ -21,11 +24,15 @@ public static class PipelineCommand
         };
         var device = new Option<string?>("--device")
         {
-            Description = $"cpu, cuda or cuda:N for every stage (sets {TorchChoices.DeviceVariable}, every command's default --device, for the stages and their child processes; default: the variable's value, else cpu).",
+            Description = $"cpu, cuda or cuda:N for every stage (sets {TorchChoices.DeviceVariable}, every command's default --device, " +
+                $"for the stages and their child processes; default: the variable's value, else cpu).",
         };
         var command = new Command(
             "pipeline",
-            "Runs the whole experiment: synthetic suite, base model, teacher pool, delta cache, delta quality, every generator variant and control (three seeds of the main ones), retrieval and merging, task mixtures, reworded conditions and fewer teachers, transfer to a second backbone, the probe-design study, the generator benchmark, and the paper tables. Finished stages are reused; an interrupted run resumes.")
+            "Runs the whole experiment: synthetic suite, base model, teacher pool, delta cache, delta quality, " +
+            "every generator variant and control (three seeds of the main ones), retrieval and merging, task mixtures, " +
+            "reworded conditions and fewer teachers, transfer to a second backbone, the probe-design study, the generator benchmark, and the paper tables. " +
+            "Finished stages are reused; an interrupted run resumes.")
         {
             quick, output, paper, noScripts, jobs, device,
         };
@@ -40,7 +47,14 @@ public static class PipelineCommand
             var root = parse.GetValue(output) ?? (isQuick ? RunsLayout.QuickRoot : RunsLayout.DefaultRoot);
             var paperDir = parse.GetValue(paper) ?? (isQuick ? new RunsLayout(root).Paper : "paper");
             var repository = FindRepository();
-            var runner = new PipelineRunner(isQuick ? PipelinePlan.Reduced : PipelinePlan.Full, root, paperDir, repository, CommandAction.Err(parse), !parse.GetValue(noScripts), parse.GetValue(jobs));
+            var runner = new PipelineRunner(
+                isQuick ? PipelinePlan.Reduced : PipelinePlan.Full,
+                root,
+                paperDir,
+                repository,
+                CommandAction.Err(parse),
+                !parse.GetValue(noScripts),
+                parse.GetValue(jobs));
             return runner.Run();
         });
         return command;

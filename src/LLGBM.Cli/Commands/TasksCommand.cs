@@ -26,13 +26,22 @@ public static class TasksCommand
     public static Command CreateImport()
     {
         var format = new Option<string>("--format") { Description = $"Dataset layout: {string.Join(", ", DatasetConverters.Formats)}.", Required = true };
-        var input = new Option<string>("--input") { Description = "The training split: a JSONL or .parquet export in the Hugging Face datasets layout.", Required = true };
-        var testInput = new Option<string?>("--test-input") { Description = "The held-out split (e.g. the validation export); without it test.jsonl is empty." };
+        var input = new Option<string>("--input")
+        {
+            Description = "The training split: a JSONL or .parquet export in the Hugging Face datasets layout.",
+            Required = true,
+        };
+        var testInput = new Option<string?>("--test-input")
+        {
+            Description = "The held-out split (e.g. the validation export); without it test.jsonl is empty.",
+        };
         var output = new Option<string>("--out") { Description = "Task directory to write (task.json, train.jsonl, test.jsonl).", Required = true };
         var name = new Option<string?>("--name") { Description = "Task name (default: the format name)." };
         var domain = new Option<string?>("--domain") { Description = "Task domain (default: math for gsm8k, commonsense for the others)." };
         var force = new Option<bool>("--force") { Description = "Replace a task already in --out." };
-        var command = new Command("import", "Converts a public dataset's export (ARC, BoolQ, GSM8K, HellaSwag, OpenBookQA, PIQA, WinoGrande) into a task directory.")
+        var command = new Command(
+            "import",
+            "Converts a public dataset's export (ARC, BoolQ, GSM8K, HellaSwag, OpenBookQA, PIQA, WinoGrande) into a task directory.")
         {
             format, input, testInput, output, name, domain, force,
         };
@@ -60,7 +69,10 @@ public static class TasksCommand
         var train = new Option<int>("--train") { Description = "Training examples per task (at least 500 recommended).", DefaultValueFactory = _ => 600 };
         var test = new Option<int>("--test") { Description = "Test examples per task (at least 200 recommended).", DefaultValueFactory = _ => 250 };
         var force = new Option<bool>("--force") { Description = "Rewrite a suite already in --out even when its settings match." };
-        var command = new Command("synth", "Writes the synthetic suite: five domains of tasks sharing a format within the domain, parametric families, two-task mixtures and the experiment splits.")
+        var command = new Command(
+            "synth",
+            "Writes the synthetic suite: five domains of tasks sharing a format within the domain, parametric families, " +
+            "two-task mixtures and the experiment splits.")
         {
             output, seed, train, test, force,
         };
@@ -89,13 +101,20 @@ public static class TasksCommand
     /// <summary>Creates <c>tasks mix</c>: the union of two tasks, interleaved, as a task directory of its own.</summary>
     public static Command CreateMix()
     {
-        var tasks = new Option<string>("--tasks") { Description = "The root holding both component task directories.", DefaultValueFactory = _ => RunsLayout.Default.Suite };
+        var tasks = new Option<string>("--tasks")
+        {
+            Description = "The root holding both component task directories.",
+            DefaultValueFactory = _ => RunsLayout.Default.Suite,
+        };
         var first = new Option<string>("--first") { Description = "The first component task.", Required = true };
         var second = new Option<string>("--second") { Description = "The second component task.", Required = true };
         var output = new Option<string>("--out") { Description = "Root directory the mixture's task directory is written under.", Required = true };
         var name = new Option<string?>("--name") { Description = "The mixture's name (default mix-FIRST+SECOND)." };
         var force = new Option<bool>("--force") { Description = "Replace a different task already there." };
-        var command = new Command("mix", "Writes the mixture of two tasks: every training and test example of both, interleaved one by one (the first 2n test examples are the first n of each component's), as a task directory with both components named.")
+        var command = new Command(
+            "mix",
+            "Writes the mixture of two tasks: every training and test example of both, interleaved one by one (the first 2n test examples are the first n of " +
+            "each component's), as a task directory with both components named.")
         {
             tasks, first, second, output, name, force,
         };
@@ -122,7 +141,9 @@ public static class TasksCommand
                 throw new LlgbmException($"--out: {target} holds a different task; pass --force to replace it.");
             }
             TaskDirectory.Save(target, mixture);
-            o.WriteLine($"wrote {target}: {mixture.Spec.Name} ({string.Join(" + ", mixture.Spec.Components)}), {mixture.Train.Count} train and {mixture.Test.Count} test examples");
+            o.WriteLine(
+                $"wrote {target}: {mixture.Spec.Name} ({string.Join(" + ", mixture.Spec.Components)}), " +
+                $"{mixture.Train.Count} train and {mixture.Test.Count} test examples");
             return 0;
         });
         return command;

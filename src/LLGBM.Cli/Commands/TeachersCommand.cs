@@ -20,7 +20,11 @@ public static class TeachersCommand
     static Command CreateTrain()
     {
         var defaults = new TeacherTrainingSettings();
-        var baseModel = new Option<string>("--base") { Description = "Base checkpoint directory (with its tokenizer).", DefaultValueFactory = _ => RunsLayout.Default.Base };
+        var baseModel = new Option<string>("--base")
+        {
+            Description = "Base checkpoint directory (with its tokenizer).",
+            DefaultValueFactory = _ => RunsLayout.Default.Base,
+        };
         var tasks = new Option<string>("--tasks") { Description = "Root of the task directories.", DefaultValueFactory = _ => RunsLayout.Default.Suite };
         var output = new Option<string>("--out") { Description = "The pool's directory.", DefaultValueFactory = _ => RunsLayout.Default.Teachers };
         var only = new Option<string[]>("--task") { Description = "Train only these tasks (repeatable).", AllowMultipleArgumentsPerToken = true };
@@ -29,14 +33,33 @@ public static class TeachersCommand
         var lr = new Option<double>("--lr") { Description = "Peak learning rate.", DefaultValueFactory = _ => defaults.LearningRate };
         var rank = new Option<int>("--rank") { Description = "LoRA rank r.", DefaultValueFactory = _ => defaults.Lora.Rank };
         var alpha = new Option<double>("--alpha") { Description = "LoRA alpha.", DefaultValueFactory = _ => defaults.Lora.Alpha };
-        var targets = new Option<string>("--targets") { Description = "Comma-separated target modules.", DefaultValueFactory = _ => string.Join(',', defaults.Lora.TargetModules) };
+        var targets = new Option<string>("--targets")
+        {
+            Description = "Comma-separated target modules.",
+            DefaultValueFactory = _ => string.Join(',', defaults.Lora.TargetModules),
+        };
         var checkpoints = new Option<int>("--checkpoints") { Description = "Adapters kept per task (N).", DefaultValueFactory = _ => defaults.Checkpoints };
-        var every = new Option<int>("--every") { Description = "Steps between kept adapters (K); the last one is the final step.", DefaultValueFactory = _ => defaults.Every };
+        var every = new Option<int>("--every")
+        {
+            Description = "Steps between kept adapters (K); the last one is the final step.",
+            DefaultValueFactory = _ => defaults.Every,
+        };
         var seed = new Option<long>("--seed") { Description = "Training seed.", DefaultValueFactory = _ => 0 };
-        var evalLimit = new Option<int>("--eval-limit") { Description = "Test examples scored per kept adapter.", DefaultValueFactory = _ => defaults.EvaluationLimit };
-        var shard = new Option<string>("--shard") { Description = "i/n: train only shard i (0-based) of n, e.g. one Slurm array task each.", DefaultValueFactory = _ => "0/1" };
+        var evalLimit = new Option<int>("--eval-limit")
+        {
+            Description = "Test examples scored per kept adapter.",
+            DefaultValueFactory = _ => defaults.EvaluationLimit,
+        };
+        var shard = new Option<string>("--shard")
+        {
+            Description = "i/n: train only shard i (0-based) of n, e.g. one Slurm array task each.",
+            DefaultValueFactory = _ => "0/1",
+        };
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
-        var command = new Command("train", "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; finished tasks are skipped. Progress goes to standard error: a progress bar per task on a terminal, otherwise a line every 50 steps.")
+        var command = new Command(
+            "train",
+            "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; " +
+            "finished tasks are skipped. Progress goes to standard error: a progress bar per task on a terminal, otherwise a line every 50 steps.")
         {
             baseModel, tasks, output, only, steps, batch, lr, rank, alpha, targets, checkpoints, every, seed, evalLimit, shard, device,
         };
@@ -80,12 +103,15 @@ public static class TeachersCommand
             var instructed = Pretraining.BaseModelBuilder.ReadReport(settings.BaseModel)?.Evaluations
                 .Where(e => e.Format == "instructed")
                 .ToDictionary(e => e.Task, e => e.Accuracy) ?? [];
-            var table = new Table().AddColumns("task", "domain", "adapters", "last train loss", "teacher accuracy (bare)", "base accuracy (instructed)", "training s");
+            var table = new Table().AddColumns(
+                "task", "domain", "adapters", "last train loss", "teacher accuracy (bare)", "base accuracy (instructed)", "training s");
             foreach (var m in manifests)
             {
                 var last = m.Checkpoints[^1];
                 var reference = instructed.TryGetValue(m.Task, out var a) ? $"{a:P1}" : "-";
-                table.AddRow(m.Task, last.Domain, m.Checkpoints.Count.ToString(), $"{last.TrainLoss:F4}", $"{last.TestAccuracy:P1}", reference, $"{m.TrainingSeconds:F1}");
+                table.AddRow(
+                    m.Task, last.Domain, m.Checkpoints.Count.ToString(), $"{last.TrainLoss:F4}", $"{last.TestAccuracy:P1}", reference,
+                    $"{m.TrainingSeconds:F1}");
             }
             CommandAction.Write(CommandAction.Out(parse), table);
             var compared = manifests.Where(m => instructed.ContainsKey(m.Task)).ToList();
@@ -94,10 +120,12 @@ public static class TeachersCommand
                 var teacherMean = compared.Average(m => m.Checkpoints[^1].TestAccuracy);
                 var baseMean = compared.Average(m => instructed[m.Task]);
                 CommandAction.Out(parse).WriteLine(
-                    $"over {compared.Count} tasks: teachers {teacherMean:P1} without instructions, the base {baseMean:P1} with them ({teacherMean / baseMean:P0} of it)");
+                    $"over {compared.Count} tasks: teachers {teacherMean:P1} without instructions, " +
+                    $"the base {baseMean:P1} with them ({teacherMean / baseMean:P0} of it)");
             }
             CommandAction.Out(parse).WriteLine(
-                $"{settings.Output}: {manifests.Count} tasks in shard {index}/{count}, {manifests.Sum(m => m.Checkpoints.Count)} adapters; manifest {TeacherPool.ManifestName}");
+                $"{settings.Output}: {manifests.Count} tasks in shard {index}/{count}, {manifests.Sum(m => m.Checkpoints.Count)} adapters; " +
+                $"manifest {TeacherPool.ManifestName}");
             return 0;
         });
         return command;
@@ -113,7 +141,8 @@ public static class TeachersCommand
             if (!Directory.Exists(dir))
                 throw new LlgbmException($"--out {dir}: no such teacher pool directory.");
             var manifests = TeacherPool.WriteManifest(dir);
-            CommandAction.Out(parse).WriteLine($"{dir}/{TeacherPool.ManifestName}: {manifests.Count} tasks, {manifests.Sum(m => m.Checkpoints.Count)} adapters");
+            CommandAction.Out(parse).WriteLine(
+                $"{dir}/{TeacherPool.ManifestName}: {manifests.Count} tasks, {manifests.Sum(m => m.Checkpoints.Count)} adapters");
             return 0;
         });
         return command;

@@ -14,7 +14,9 @@ public static class TokenizeCommand
         var text = new Option<string?>("--text") { Description = "The text to tokenize." };
         var file = new Option<string?>("--file") { Description = "A UTF-8 file whose whole content is tokenized." };
         var json = new Option<bool>("--json") { Description = "Print {\"ids\": [...]}." };
-        var command = new Command("tokenize", "Prints the token ids of a text. No special tokens are added; special tokens written in the text (<|im_start|>, ...) are recognised.")
+        var command = new Command(
+            "tokenize",
+            "Prints the token ids of a text. No special tokens are added; special tokens written in the text (<|im_start|>, ...) are recognised.")
         {
             model, text, file, json,
         };

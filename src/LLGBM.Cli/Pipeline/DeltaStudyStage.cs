@@ -21,7 +21,8 @@ public static class DeltaStudyStage
         var layout = new RunsLayout(root);
         var (suite, baseDir, teachers) = (layout.Suite, layout.Base, layout.Teachers);
         var code = PipelineSteps.Once(layout.Study("probe-design"), log, file =>
-            PipelineSteps.Llgbm(["eval", "probe-design", "--base", baseDir, "--teachers", teachers, "--tasks", suite, "--out", file, .. settings.ProbeDesignArgs], log));
+            PipelineSteps.Llgbm(
+                ["eval", "probe-design", "--base", baseDir, "--teachers", teachers, "--tasks", suite, "--out", file, .. settings.ProbeDesignArgs], log));
         if (code != 0)
             return code;
         var runs = plan.Generators
@@ -34,7 +35,7 @@ public static class DeltaStudyStage
             return 0;
         }
         return PipelineSteps.Once(layout.Study("generated-deltas"), log, file =>
-            PipelineSteps.Llgbm(["eval", "generated-deltas", .. runs.SelectMany(r => new[] { "--run", r }), "--base", baseDir, "--teachers", teachers, "--tasks", suite,
-                "--encodings", layout.Encodings, "--out", file, .. settings.GeneratedArgs], log));
+            PipelineSteps.Llgbm(["eval", "generated-deltas", .. runs.SelectMany(r => new[] { "--run", r }), "--base", baseDir, "--teachers", teachers,
+                "--tasks", suite, "--encodings", layout.Encodings, "--out", file, .. settings.GeneratedArgs], log));
     }
 }

@@ -87,7 +87,8 @@ public sealed record PipelinePlan
         Mixtures = new([("add-1", "upper"), ("reverse", "shift-1"), ("double", "has-fruit")], ["--checkpoints", "1", "--eval-limit", "50"],
             ["dnd-weight-seed0", "multitask-seed0"], "two-stage-seed0", ["--limit", "100", "--conditions", "2"]),
         Robustness = new(
-            [.. new long[] { 0, 1, 2 }.SelectMany(s => new[] { new PipelineGeneratorRun("dnd-weight", s), new PipelineGeneratorRun("multitask", s), new PipelineGeneratorRun("delta-only", s) })],
+            [.. new long[] { 0, 1, 2 }.SelectMany(s => new[]
+                { new PipelineGeneratorRun("dnd-weight", s), new PipelineGeneratorRun("multitask", s), new PipelineGeneratorRun("delta-only", s) })],
             "dnd-weight",
             [["--train-fraction", "0.5"], ["--train-fraction", "0.25"], ["--teacher-checkpoints", "1"]]),
         Transfer = TransferStage.Full,

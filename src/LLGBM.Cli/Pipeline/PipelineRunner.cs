@@ -52,7 +52,8 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
             ("cross-backbone transfer", () => new TransferStage(plan, root, repository, log, RunJobs).Run()),
             ("delta studies", () => DeltaStudyStage.Run(plan, root, log)),
             ("generator benchmark", () => Once(layout.Bench("generator"), file => Capture(file,
-                ["bench", "generator", "--runs", root, "--config", ConfigPath("dnd-weight"), "--config", ConfigPath("multitask"), "--json", .. plan.BenchArgs]))),
+                ["bench", "generator", "--runs", root, "--config", ConfigPath("dnd-weight"), "--config", ConfigPath("multitask"), "--json",
+                    .. plan.BenchArgs]))),
             ("paper tables and figures", Scripts),
         };
         for (var i = 0; i < stages.Count; i++)
@@ -116,7 +117,8 @@ public sealed class PipelineRunner(PipelinePlan plan, string root, string paper,
     {
         var runs = plan.Generators.Select(run =>
         {
-            string[] args = ["generator", "train", "--config", ConfigPath(run.Config), "--runs", root, "--seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+            string[] args = ["generator", "train", "--config", ConfigPath(run.Config), "--runs", root,
+                "--seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture)];
             if (run.LambdaDelta is { } l)
                 args = [.. args, "--lambda-delta", l.ToString("R", System.Globalization.CultureInfo.InvariantCulture)];
             return new LlgbmJob(PipelinePlan.RunName(run.Config, run), args);

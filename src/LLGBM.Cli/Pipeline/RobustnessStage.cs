@@ -27,7 +27,8 @@ public static class RobustnessStage
                 "--teacher-checkpoints" => "-ckpt" + pair[1],
                 _ => throw new LlgbmException($"Pipeline plan: low-data option {pair[0]} is not --train-fraction or --teacher-checkpoints."),
             }));
-            return new LlgbmJob(name, ["generator", "train", "--config", config, "--runs", root, "--seed", "0", "--out", Path.Combine(new RunsLayout(root).LowData, name), .. options]);
+            return new LlgbmJob(name, ["generator", "train", "--config", config, "--runs", root, "--seed", "0",
+                "--out", Path.Combine(new RunsLayout(root).LowData, name), .. options]);
         }).ToList();
         var code = runJobs(lowData);
         if (code != 0)

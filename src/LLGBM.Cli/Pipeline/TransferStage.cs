@@ -59,7 +59,8 @@ public sealed class TransferStage(PipelinePlan plan, string root, string reposit
                 TrainJob(activation, layout.TransferRun("activation-b"), baseB, teachersB, deltasB),
             }.OfType<LlgbmJob>()]),
             () => Once(layout.TransferResults("meaning"), file =>
-                Llgbm(["generator", "transfer", "--predictor", layout.TransferRun("meaning-a"), "--decoder", layout.TransferRun("meaning-b"), "--out", file, "--encodings", layout.Encodings])),
+                Llgbm(["generator", "transfer", "--predictor", layout.TransferRun("meaning-a"), "--decoder", layout.TransferRun("meaning-b"), "--out", file,
+                    "--encodings", layout.Encodings])),
             () => Once(layout.TransferResults("activation"), file => ActivationPredictor(out var predictor) is var code and not 0 ? code :
                 Llgbm(["generator", "transfer", "--predictor", predictor, "--decoder", layout.TransferRun("activation-b"), "--out", file,
                     "--encodings", layout.Encodings, "--allow-incompatible"])),

@@ -82,7 +82,8 @@ public static class Qwen2Checkpoint
             using var embedding = reader.Read(EmbeddingName);
             if (!head.shape.SequenceEqual(embedding.shape) || !head.eq(embedding).all().item<bool>())
                 throw new LlgbmException(
-                    $"{source}: tie_word_embeddings is true but {HeadName} differs from {EmbeddingName}; set tie_word_embeddings to false to use a separate head.");
+                    $"{source}: tie_word_embeddings is true but {HeadName} differs from {EmbeddingName}; " +
+                    $"set tie_word_embeddings to false to use a separate head.");
         }
     }
 

@@ -69,7 +69,8 @@ public sealed class CachedSentenceEncoder : ISentenceEncoder
             using var encoded = Inner.Encode(missing);
             if (encoded.dim() != 2 || encoded.shape[0] != missing.Count || encoded.shape[1] != Dimension)
                 throw new LlgbmException(
-                    $"Encoder {Name}: encoding {missing.Count} texts gave shape [{string.Join(", ", encoded.shape)}], expected [{missing.Count}, {Dimension}].");
+                    $"Encoder {Name}: encoding {missing.Count} texts gave shape [{string.Join(", ", encoded.shape)}], expected [{missing.Count}, " +
+                    $"{Dimension}].");
             using var cpu = encoded.to(ScalarType.Float32).cpu().contiguous();
             var values = cpu.data<float>().ToArray();
             var byText = new Dictionary<string, float[]>(StringComparer.Ordinal);

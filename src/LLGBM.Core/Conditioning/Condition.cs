@@ -17,7 +17,8 @@ public sealed class Condition : IDisposable
             throw new LlgbmException($"Condition of task {batch.Task}: {texts.Count} texts for a batch of {batch.Items.Count} examples.");
         if (encodings.dim() != 2 || encodings.shape[0] != texts.Count)
             throw new LlgbmException(
-                $"Condition of task {batch.Task}: encodings of shape [{string.Join(", ", encodings.shape)}] for {texts.Count} texts; expected [{texts.Count}, D].");
+                $"Condition of task {batch.Task}: encodings of shape [{string.Join(", ", encodings.shape)}] for {texts.Count} texts; " +
+                $"expected [{texts.Count}, D].");
         Batch = batch;
         Texts = texts;
         Encodings = encodings;

@@ -70,13 +70,15 @@ public sealed class ConditionBuilder
         var distinct = texts.Distinct(StringComparer.Ordinal).Count();
         if (distinct < MinimumK)
             throw new LlgbmException(
-                $"Condition of task {batch.Task}: the batch holds {distinct} distinct text(s); a condition is a batch of at least {MinimumK} different prompts.");
+                $"Condition of task {batch.Task}: the batch holds {distinct} distinct text(s); a condition is a batch of at least {MinimumK} different " +
+                $"prompts.");
         var encodings = Encoder.Encode(texts);
         if (encodings.dim() != 2 || encodings.shape[0] != texts.Count || encodings.shape[1] != Encoder.Dimension)
         {
             var shape = string.Join(", ", encodings.shape);
             encodings.Dispose();
-            throw new LlgbmException($"Encoder {Encoder.Name}: {texts.Count} texts gave encodings of shape [{shape}], expected [{texts.Count}, {Encoder.Dimension}].");
+            throw new LlgbmException(
+                $"Encoder {Encoder.Name}: {texts.Count} texts gave encodings of shape [{shape}], expected [{texts.Count}, {Encoder.Dimension}].");
         }
         return new Condition(batch, texts, encodings);
     }

@@ -58,7 +58,8 @@ public sealed class EncodingCache
     /// The encoding of <paramref name="text"/> by the encoder of <paramref name="identity"/>, from memory or else from
     /// disk (then kept in memory); false when neither holds it.
     /// </summary>
-    /// <exception cref="LlgbmException">The entry file on disk is not an encoding of this text by this encoder, or not of <paramref name="dimension"/> values.</exception>
+    /// <exception cref="LlgbmException">The entry file on disk is not an encoding of this text by this encoder, or not of <paramref name="dimension"/>
+    /// values.</exception>
     public bool TryGet(string identity, string text, int dimension, out float[] encoding, out bool fromDisk)
     {
         fromDisk = false;

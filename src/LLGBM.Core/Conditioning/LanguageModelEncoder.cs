@@ -29,7 +29,8 @@ public sealed class LanguageModelEncoder : ISentenceEncoder
     /// <param name="batchSize">Texts per forward pass.</param>
     /// <param name="ownsModel">Whether <see cref="Dispose"/> disposes the model.</param>
     /// <exception cref="LlgbmException">An argument is out of range.</exception>
-    public LanguageModelEncoder(Qwen2ForCausalLM model, ITokenizer tokenizer, string modelIdentity, int maxTokens = 512, int batchSize = 16, bool ownsModel = false)
+    public LanguageModelEncoder(
+        Qwen2ForCausalLM model, ITokenizer tokenizer, string modelIdentity, int maxTokens = 512, int batchSize = 16, bool ownsModel = false)
     {
         if (string.IsNullOrWhiteSpace(modelIdentity))
             throw new LlgbmException("LM encoder: the model identity (content hashes of its weights and tokenizer) is empty.");
@@ -49,13 +50,15 @@ public sealed class LanguageModelEncoder : ISentenceEncoder
     /// Loads the checkpoint in <paramref name="directory"/> with its tokenizer, in eval mode; the identity holds the
     /// content hash of its config and weights and of its tokenizer files.
     /// </summary>
-    public static LanguageModelEncoder FromCheckpoint(string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, int maxTokens = 512, int batchSize = 16)
+    public static LanguageModelEncoder FromCheckpoint(
+        string directory, Device? device = null, ScalarType dtype = ScalarType.Float32, int maxTokens = 512, int batchSize = 16)
     {
         if (!Directory.Exists(directory))
             throw new LlgbmException($"{directory}: no such checkpoint directory for the LM encoder.");
         var tokenizer = Tokenizers.Load(directory);
         var identity = $"checkpoint-sha256={ContentHash.OfCheckpoint(directory)} "
-            + $"tokenizer-sha256={ContentHash.OfFiles(directory, [TokenizerFiles.TokenizerJsonName, TokenizerFiles.VocabName, TokenizerFiles.MergesName, TokenizerFiles.ConfigName])} "
+            + $"tokenizer-sha256={ContentHash.OfFiles(
+                directory, [TokenizerFiles.TokenizerJsonName, TokenizerFiles.VocabName, TokenizerFiles.MergesName, TokenizerFiles.ConfigName])} "
             + $"dtype={Qwen2Checkpoint.DtypeName(dtype)}";
         var model = Qwen2Checkpoint.Load(directory, device, dtype);
         model.eval();

@@ -86,7 +86,8 @@ public sealed class MiniLmEncoder : ISentenceEncoder
 
     /// <inheritdoc/>
     public string Identity =>
-        $"{EncoderName}|{ModelName}|onnx-sha256={ModelSha256}|bert-uncased vocab-sha256={Tokenizer.VocabularySha256} max-tokens={Tokenizer.MaxLength}|mean-pool|l2";
+        $"{EncoderName}|{ModelName}|onnx-sha256={ModelSha256}|bert-uncased vocab-sha256={Tokenizer.VocabularySha256} " +
+        $"max-tokens={Tokenizer.MaxLength}|mean-pool|l2";
 
     /// <inheritdoc/>
     public Tensor Encode(IReadOnlyList<string> texts)
@@ -127,7 +128,8 @@ public sealed class MiniLmEncoder : ISentenceEncoder
         var outputShape = output.GetTensorTypeAndShape().Shape;
         if (outputShape.Length != 3 || outputShape[0] != rows || outputShape[1] != length || outputShape[2] != EmbeddingDimension)
             throw new LlgbmException(
-                $"MiniLM encoder: the ONNX model's output '{outputName}' has shape [{string.Join(", ", outputShape)}], expected [{rows}, {length}, {EmbeddingDimension}].");
+                $"MiniLM encoder: the ONNX model's output '{outputName}' has shape [{string.Join(", ", outputShape)}], expected [{rows}, {length}, " +
+                $"{EmbeddingDimension}].");
         var hidden = tensor(output.GetTensorDataAsSpan<float>().ToArray(), [rows, length, EmbeddingDimension]);
         return SentencePooling.L2Normalize(SentencePooling.MeanPool(hidden, tensor(mask, [rows, length])));
     }

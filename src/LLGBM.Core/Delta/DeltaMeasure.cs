@@ -18,7 +18,8 @@ public abstract class DeltaMeasure
     public static DeltaMeasure Activation(ProbeSet probes, DeltaSpec? spec = null) => new ActivationMeasure(probes, (spec ?? DeltaSpec.Default).Validate());
 
     /// <summary>The delta meaning of <paramref name="probes"/> under <paramref name="spec"/> (default <see cref="MeaningDeltaSpec.Default"/>).</summary>
-    public static DeltaMeasure Meaning(MeaningProbeSet probes, MeaningDeltaSpec? spec = null) => new MeaningMeasure(probes, (spec ?? MeaningDeltaSpec.Default).Validate());
+    public static DeltaMeasure Meaning(MeaningProbeSet probes, MeaningDeltaSpec? spec = null) =>
+        new MeaningMeasure(probes, (spec ?? MeaningDeltaSpec.Default).Validate());
 
     /// <summary>The kind of delta.</summary>
     public abstract DeltaKind Kind { get; }

@@ -35,7 +35,8 @@ public sealed class MeaningDeltaEmbedder : IDeltaEmbedder
     /// <paramref name="probeBatchSize"/> pairs go through the model at once and <paramref name="adapterBatchSize"/>
     /// adapters of a batched set (default: all of both).
     /// </summary>
-    /// <exception cref="LlgbmException">A pair encodes to no tokens, holds an id outside the vocabulary, or its continuation does not fit the length limit.</exception>
+    /// <exception cref="LlgbmException">A pair encodes to no tokens, holds an id outside the vocabulary, or its continuation does not fit the length
+    /// limit.</exception>
     public MeaningDeltaEmbedder(
         Qwen2ForCausalLM model, ITokenizer tokenizer, MeaningProbeSet probes, MeaningDeltaSpec? spec = null,
         int? probeBatchSize = null, int? adapterBatchSize = null)
@@ -51,7 +52,8 @@ public sealed class MeaningDeltaEmbedder : IDeltaEmbedder
                 throw new LlgbmException($"Meaning delta embedder: probe {i} holds token id {bad}, outside the model's vocabulary [0, {vocab}).");
             if (pairs[i].Continuation.Count >= Spec.MaxLength)
                 throw new LlgbmException(
-                    $"Meaning delta embedder: the continuation of probe {i} has {pairs[i].Continuation.Count} tokens; with the maximum length {Spec.MaxLength} at least one prompt token must fit.");
+                    $"Meaning delta embedder: the continuation of probe {i} has {pairs[i].Continuation.Count} tokens; " +
+                    $"with the maximum length {Spec.MaxLength} at least one prompt token must fit.");
         }
         largestId = pairs.Max(p => p.Context.Concat(p.Continuation).Max());
         ProbeCount = pairs.Count;
@@ -111,7 +113,8 @@ public sealed class MeaningDeltaEmbedder : IDeltaEmbedder
             var (prompt, continuation) = (tokenizer.Encode(probes.Probes[i].Prompt), tokenizer.Encode(probes.Probes[i].Continuation));
             if (prompt.Count == 0 || continuation.Count == 0)
                 throw new LlgbmException(
-                    $"Meaning probe set '{probes.Name}': probe {i} encodes to {prompt.Count} prompt and {continuation.Count} continuation tokens; both need at least one.");
+                    $"Meaning probe set '{probes.Name}': probe {i} encodes to {prompt.Count} prompt and {continuation.Count} continuation tokens; " +
+                    $"both need at least one.");
             result.Add(new ContinuationRequest(prompt, continuation));
         }
         return result;
@@ -183,7 +186,8 @@ public sealed class MeaningDeltaEmbedder : IDeltaEmbedder
         foreach (var batch in batches)
         {
             var rows = batch.Ids.shape[0];
-            var (ids, mask, index, targets, valid) = (batch.Ids.to(device), batch.Mask.to(device), batch.Index.to(device), batch.Targets.to(device), batch.Valid.to(device));
+            var (ids, mask, index, targets, valid) = (
+                batch.Ids.to(device), batch.Mask.to(device), batch.Index.to(device), batch.Targets.to(device), batch.Valid.to(device));
             var lora = adapter;
             if (adapter is not null && adapter.IsBatched)
             {

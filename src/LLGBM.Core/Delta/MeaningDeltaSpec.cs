@@ -25,7 +25,8 @@ public sealed record MeaningDeltaSpec
     public MeaningDeltaSpec Validate()
     {
         if (MaxLength < 2)
-            throw new LlgbmException($"Meaning delta spec: the maximum length must be at least 2 tokens, one of prompt and one of continuation (found {MaxLength}).");
+            throw new LlgbmException(
+                $"Meaning delta spec: the maximum length must be at least 2 tokens, one of prompt and one of continuation (found {MaxLength}).");
         if (!Enum.IsDefined(Normalization))
             throw new LlgbmException($"Meaning delta spec: unknown normalisation {Normalization}.");
         return this;

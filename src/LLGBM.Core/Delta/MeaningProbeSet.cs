@@ -123,7 +123,8 @@ public sealed class MeaningProbeSet
                 }
                 catch (JsonException e)
                 {
-                    throw new LlgbmException($"{file}, line {n + 1}: not valid JSON ({e.Message}); expected {{\"prompt\": \"...\", \"continuation\": \"...\"}}.", e);
+                    throw new LlgbmException(
+                        $"{file}, line {n + 1}: not valid JSON ({e.Message}); expected {{\"prompt\": \"...\", \"continuation\": \"...\"}}.", e);
                 }
                 using (doc)
                     probes.Add(Pair(doc.RootElement, $"{file}, line {n + 1}"));

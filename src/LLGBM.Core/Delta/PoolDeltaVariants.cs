@@ -22,7 +22,8 @@ public sealed record PoolAdapter(TeacherCheckpoint Checkpoint, bool Final);
 /// the pool's adapters.
 /// </param>
 /// <param name="Deltas">One delta per adapter, in the order of the pool's adapters.</param>
-public sealed record VariantDeltas(ProbeDesignVariant Variant, int ProbeTokens, long Dim, double BaseSeconds, IReadOnlyList<double> DeltaSeconds, IReadOnlyList<float[]> Deltas);
+public sealed record VariantDeltas(
+    ProbeDesignVariant Variant, int ProbeTokens, long Dim, double BaseSeconds, IReadOnlyList<double> DeltaSeconds, IReadOnlyList<float[]> Deltas);
 
 /// <summary>
 /// The delta activations of every kept adapter of a teacher pool under several designs (the probe-design study): the
@@ -37,7 +38,8 @@ public static class PoolDeltaVariants
     /// </summary>
     /// <exception cref="LlgbmException">The base or the pool is missing or malformed, or a variant does not fit the model.</exception>
     public static (IReadOnlyList<PoolAdapter> Adapters, IReadOnlyList<VariantDeltas> Variants) Compute(
-        string baseDir, string poolDir, IReadOnlyList<ProbeDesignVariant> variants, int? lastCheckpoints = null, Device? device = null, Action<string>? log = null)
+        string baseDir, string poolDir, IReadOnlyList<ProbeDesignVariant> variants, int? lastCheckpoints = null, Device? device = null,
+        Action<string>? log = null)
     {
         if (lastCheckpoints is < 1)
             throw new LlgbmException($"Probe design: at least the last checkpoint of each task is needed (found {lastCheckpoints}).");
@@ -89,7 +91,9 @@ public static class PoolDeltaVariants
                 }
                 var tokens = probes.Sum(p => Math.Min(p.Count, variant.Spec.MaxProbeLength));
                 results.Add(new VariantDeltas(variant, tokens, embedder.Dim, baseSeconds, seconds, deltas));
-                log?.Invoke($"{results.Count}/{variants.Count} {variant.Name}: {variant.Probes.Count} probes ({tokens} tokens), dim {embedder.Dim}, {seconds.Order().ElementAt(seconds.Count / 2) * 1000:F1} ms per adapter (median)");
+                log?.Invoke(
+                    $"{results.Count}/{variants.Count} {variant.Name}: {variant.Probes.Count} probes ({tokens} tokens), dim {embedder.Dim}, " +
+                    $"{seconds.Order().ElementAt(seconds.Count / 2) * 1000:F1} ms per adapter (median)");
             }
             return (adapters, results);
         }

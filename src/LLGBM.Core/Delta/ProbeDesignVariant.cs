@@ -41,9 +41,11 @@ public sealed record ProbeDesignVariant(string Name, string Group, string Descri
         [
             new(DefaultName, "default", "5 generic probes, final-norm state of the last real token (the default)", generic, DeltaSpec.Default),
             .. new[] { 1, 10, 20 }.Select(n => new ProbeDesignVariant(
-                $"generic-{n}", "probe count", $"{n} generic probe{(n == 1 ? "" : "s")}, final-norm state, last token", ProbeSet.Generic(n), DeltaSpec.Default)),
+                $"generic-{n}", "probe count", $"{n} generic probe{(n == 1 ? "" : "s")}, final-norm state, last token",
+                ProbeSet.Generic(n), DeltaSpec.Default)),
             new(taskProbes.Name, "probe source",
-                $"{perTask} training prompt{(perTask == 1 ? "" : "s")} of each of the {tasks.Count} tasks ({taskProbes.Count} probes), final-norm state, last token",
+                $"{perTask} training prompt{(perTask == 1 ? "" : "s")} of each of the {tasks.Count} tasks ({taskProbes.Count} probes), " +
+                $"final-norm state, last token",
                 taskProbes, DeltaSpec.Default),
             new($"layers-{layerText}-concat", "layers",
                 $"5 generic probes, hidden states {layerText} (after layer {layerCount / 2}, after layer {layerCount}, final norm) concatenated, last token",

@@ -25,7 +25,8 @@ public sealed class ProbeSet
     public static readonly IReadOnlyList<string> GenericPreambles =
     [
         "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
-        "Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.",
+        "Below is an instruction that describes a task, paired with an input that provides further context. " +
+        "Write a response that appropriately completes the request.",
         "The following is an instruction that describes a task. Write a response that completes it appropriately.",
         "Read the instruction below, which describes a task, and write a response that appropriately completes the request.",
         "You are given an instruction that describes a task. Provide a response that appropriately completes the request.",

@@ -18,7 +18,8 @@ public static class ConditionEvaluator
             throw new LlgbmException($"Task {task}: an average over conditions needs at least 2 of them; minConditions is {minConditions}.");
         if (conditions.Count < minConditions)
             throw new LlgbmException(
-                $"Task {task}: {conditions.Count} condition(s) given, but the mean needs at least {minConditions} independently sampled ones (prompt batches).");
+                $"Task {task}: {conditions.Count} condition(s) given, but the mean needs at least {minConditions} independently sampled ones (prompt " +
+                $"batches).");
         if (conditions.Distinct().Count() != conditions.Count)
             throw new LlgbmException($"Task {task}: the conditions repeat; each evaluation needs its own independently sampled condition.");
 

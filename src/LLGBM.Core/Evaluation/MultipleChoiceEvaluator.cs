@@ -26,7 +26,8 @@ public static class MultipleChoiceEvaluator
         for (var i = 0; i < examples.Count; i++)
             if (examples[i].Choices is not { Count: > 0 } choices || examples[i].AnswerIndex is not { } answer || answer < 0 || answer >= choices.Count)
                 throw new LlgbmException(
-                    $"Task {spec.Name}, test example {i}: a multiple-choice example needs choices and an answer letter among them, found answer \"{examples[i].Answer}\" and {examples[i].Choices?.Count ?? 0} choices.");
+                    $"Task {spec.Name}, test example {i}: a multiple-choice example needs choices and an answer letter among them, " +
+                    $"found answer \"{examples[i].Answer}\" and {examples[i].Choices?.Count ?? 0} choices.");
 
         // Requests grouped by example, longest examples first, so that a batch holds sequences of similar length.
         var contexts = examples.Select(e => TaskEvaluator.EncodePrompt(tokenizer, options.Format.Prompt(spec, e))).ToArray();
@@ -55,7 +56,8 @@ public static class MultipleChoiceEvaluator
             var choices = examples[i].Choices!;
             var scores = new double[choices.Count];
             for (var c = 0; c < choices.Count; c++)
-                scores[c] = logLikelihoods[firstRequest[i] + c] / Length(options.Normalization, continuations[i][c].Count, PromptFormat.Continuation(choices[c]));
+                scores[c] = logLikelihoods[firstRequest[i] + c] / Length(
+                    options.Normalization, continuations[i][c].Count, PromptFormat.Continuation(choices[c]));
             var best = 0;
             for (var c = 1; c < scores.Length; c++)
                 if (scores[c] > scores[best])

@@ -37,7 +37,8 @@ public static class TaskEvaluator
         var limit = model.Config.MaxPositionEmbeddings;
         if (tokens > limit)
             throw new LlgbmException(
-                $"Task {task.Spec.Name}, test example {index}: {what} take {tokens} tokens, more than the max_position_embeddings {limit} of the model's config.json; shorten the example.");
+                $"Task {task.Spec.Name}, test example {index}: {what} take {tokens} tokens, more than the max_position_embeddings {limit} of the model's " +
+                $"config.json; shorten the example.");
     }
 
     /// <summary>The result record for the given predictions.</summary>

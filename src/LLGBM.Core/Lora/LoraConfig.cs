@@ -62,7 +62,8 @@ public sealed record LoraConfig
             throw new LlgbmException($"LoRA config: lora_dropout must lie in [0, 1), found {Dropout}.");
         var unknown = TargetModules.Where(m => !LoraTarget.All.Contains(m)).ToList();
         if (unknown.Count > 0)
-            throw new LlgbmException($"LoRA config: target_modules {string.Join(", ", unknown)} name no Qwen2 linear module; expected some of {string.Join(", ", LoraTarget.All)}.");
+            throw new LlgbmException(
+                $"LoRA config: target_modules {string.Join(", ", unknown)} name no Qwen2 linear module; expected some of {string.Join(", ", LoraTarget.All)}.");
         if (TargetModules.Count == 0)
             throw new LlgbmException("LoRA config: target_modules is empty.");
         if (layers is { } n && Layers?.FirstOrDefault(l => l < 0 || l >= n, -1) is { } bad and not -1)

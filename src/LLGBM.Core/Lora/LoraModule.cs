@@ -63,9 +63,12 @@ public sealed record LoraModule
         }
         var (a, b) = (A!, B!);
         if (a.dim() != b.dim() || a.dim() is not (2 or 3))
-            throw new LlgbmException($"LoRA module {path}: A and B must both be 2-D, or both 3-D with a batch dimension; found A [{string.Join(", ", a.shape)}], B [{string.Join(", ", b.shape)}].");
+            throw new LlgbmException(
+                $"LoRA module {path}: A and B must both be 2-D, or both 3-D with a batch dimension; found A [{string.Join(", ", a.shape)}], " +
+                $"B [{string.Join(", ", b.shape)}].");
         if (a.shape[^2] != b.shape[^1])
-            throw new LlgbmException($"LoRA module {path}: A [{string.Join(", ", a.shape)}] has rank {a.shape[^2]} but B [{string.Join(", ", b.shape)}] has rank {b.shape[^1]}.");
+            throw new LlgbmException(
+                $"LoRA module {path}: A [{string.Join(", ", a.shape)}] has rank {a.shape[^2]} but B [{string.Join(", ", b.shape)}] has rank {b.shape[^1]}.");
         if (a.dim() == 3 && a.shape[0] != b.shape[0])
             throw new LlgbmException($"LoRA module {path}: A holds {a.shape[0]} adapters but B holds {b.shape[0]}.");
     }

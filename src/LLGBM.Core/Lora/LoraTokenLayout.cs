@@ -67,7 +67,9 @@ public sealed class LoraTokenLayout : IEquatable<LoraTokenLayout>
             if (!seen.Add(module.Path))
                 throw new LlgbmException($"LoRA token layout: {module.Path} appears twice.");
             if (module.Rank < 1 || module.InFeatures < 1 || module.OutFeatures < 1)
-                throw new LlgbmException($"LoRA token layout: {module.Path} needs a positive rank and feature counts, found r {module.Rank}, [{module.OutFeatures}, {module.InFeatures}].");
+                throw new LlgbmException(
+                    $"LoRA token layout: {module.Path} needs a positive rank and feature counts, found r {module.Rank}, [{module.OutFeatures}, " +
+                    $"{module.InFeatures}].");
             if (!double.IsFinite(module.Scale))
                 throw new LlgbmException($"LoRA token layout: {module.Path} has scale {module.Scale}; expected a finite number.");
             keyed.Add((target.Layer, LoraTarget.All.ToList().IndexOf(target.Module), module));

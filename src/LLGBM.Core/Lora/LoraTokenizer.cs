@@ -91,7 +91,8 @@ public sealed class LoraTokenizer
         var expected = $"[{Layout.Tokens}, {Layout.Channels}] or [N, {Layout.Tokens}, {Layout.Channels}]";
         var found = $"[{string.Join(", ", grid.shape)}]";
         if (grid.dim() is not (2 or 3) || grid.shape[^2] != Layout.Tokens || grid.shape[^1] != Layout.Channels)
-            throw new LlgbmException($"{source}: expected a grid of shape {expected} ({Layout.Tokens} tokens of {Layout.ChunkWidth} values + mean, std), found {found}.");
+            throw new LlgbmException(
+                $"{source}: expected a grid of shape {expected} ({Layout.Tokens} tokens of {Layout.ChunkWidth} values + mean, std), found {found}.");
         if (!grid.is_floating_point())
             throw new LlgbmException($"{source}: expected a floating-point grid, found {grid.dtype}.");
         long[] lead = grid.dim() == 3 ? [grid.shape[0]] : [];
@@ -141,7 +142,9 @@ public sealed class LoraTokenizer
             }
             var (outFeatures, inFeatures) = module.Shape;
             if (module.Rank != expected.Rank || outFeatures != expected.OutFeatures || inFeatures != expected.InFeatures)
-                problems.Add($"{expected.Path} has rank {module.Rank} on [{outFeatures}, {inFeatures}] but the layout expects rank {expected.Rank} on [{expected.OutFeatures}, {expected.InFeatures}]");
+                problems.Add(
+                    $"{expected.Path} has rank {module.Rank} on [{outFeatures}, {inFeatures}] but the layout expects rank {expected.Rank} on " +
+                    $"[{expected.OutFeatures}, {expected.InFeatures}]");
             else if (Math.Abs(module.Scale - expected.Scale) > 1e-9 * Math.Max(1, Math.Abs(expected.Scale)))
                 problems.Add($"{expected.Path} has scale {module.Scale} but the layout expects {expected.Scale}");
         }

@@ -55,7 +55,9 @@ public static class PeftAdapter
         var weightsPath = Path.Combine(dir, WeightsFileName);
         if (!File.Exists(weightsPath))
         {
-            var legacy = File.Exists(Path.Combine(dir, "adapter_model.bin")) ? " (adapter_model.bin is there: only the safetensors format is read; convert it with PEFT)" : "";
+            var legacy = File.Exists(Path.Combine(dir, "adapter_model.bin"))
+                ? " (adapter_model.bin is there: only the safetensors format is read; convert it with PEFT)"
+                : "";
             throw new LlgbmException($"{weightsPath}: not found{legacy}.");
         }
 
@@ -94,13 +96,15 @@ public static class PeftAdapter
     public static void Save(string dir, LoraConfig config, LoraSet adapter, string? baseModelNameOrPath = null, ScalarType dtype = ScalarType.Float32)
     {
         if (adapter.IsBatched)
-            throw new LlgbmException($"{dir}: a PEFT adapter holds one adapter, but this LoRA set holds {adapter.Count} per-example adapters; save them one at a time.");
+            throw new LlgbmException(
+                $"{dir}: a PEFT adapter holds one adapter, but this LoRA set holds {adapter.Count} per-example adapters; save them one at a time.");
         if (adapter.Modules.Count == 0)
             throw new LlgbmException($"{dir}: the LoRA set holds no modules.");
         var dense = adapter.Modules.Where(kv => kv.Value.Delta is not null).Select(kv => kv.Key).Order(StringComparer.Ordinal).ToList();
         if (dense.Count > 0)
             throw new LlgbmException(
-                $"{dir}: PEFT adapters hold low-rank factors, but {string.Join(", ", dense)} {(dense.Count == 1 ? "is a dense ΔW" : "are dense ΔW")}; truncate them to low rank first (SVD: ΔW ≈ U_r S_r V_rᵀ, B = U_r S_r, A = V_rᵀ).");
+                $"{dir}: PEFT adapters hold low-rank factors, but {string.Join(", ", dense)} {(dense.Count == 1 ? "is a dense ΔW" : "are dense ΔW")}; " +
+                $"truncate them to low rank first (SVD: ΔW ≈ U_r S_r V_rᵀ, B = U_r S_r, A = V_rᵀ).");
         var unknown = adapter.Modules.Keys.Where(p => LoraTarget.Parse(p) is null).Order(StringComparer.Ordinal).ToList();
         if (unknown.Count > 0)
             throw new LlgbmException($"{dir}: {string.Join(", ", unknown)} name no Qwen2 linear module (keys look like model.layers.0.self_attn.q_proj).");
@@ -129,7 +133,9 @@ public static class PeftAdapter
             ["inference_mode"] = true,
             ["init_lora_weights"] = true,
             ["layers_pattern"] = null,
-            ["layers_to_transform"] = config.Layers is null ? null : new JsonArray(targets.Select(t => t.Layer).Distinct().Order().Select(l => (JsonNode)l).ToArray()),
+            ["layers_to_transform"] = config.Layers is null
+                ? null
+                : new JsonArray(targets.Select(t => t.Layer).Distinct().Order().Select(l => (JsonNode)l).ToArray()),
             ["lora_alpha"] = config.Alpha,
             ["lora_dropout"] = config.Dropout,
             ["modules_to_save"] = null,
@@ -186,7 +192,9 @@ public static class PeftAdapter
             }
             var matched = all.Where(p => regex.IsMatch(p)).ToList();
             if (matched.Count == 0)
-                throw new LlgbmException($"{source}: target_modules \"{pattern}\" (a regular expression matched against whole module paths such as model.layers.0.self_attn.q_proj) matches no linear module of the model.");
+                throw new LlgbmException(
+                    $"{source}: target_modules \"{pattern}\" (a regular expression matched against whole module paths such as " +
+                    $"model.layers.0.self_attn.q_proj) matches no linear module of the model.");
             return matched;
         }
 
@@ -197,7 +205,8 @@ public static class PeftAdapter
             JsonArray array => array.Select((n, i) => n is JsonValue v && v.GetValueKind() == JsonValueKind.String
                 ? v.GetValue<string>()
                 : throw new LlgbmException($"{source}: target_modules[{i}] must be a string, found {n?.ToJsonString() ?? "null"}.")).ToList(),
-            _ => throw new LlgbmException($"{source}: target_modules must be a list of module names, a regular expression or \"{AllLinear}\", found {targetModules.ToJsonString()}."),
+            _ => throw new LlgbmException(
+                $"{source}: target_modules must be a list of module names, a regular expression or \"{AllLinear}\", found {targetModules.ToJsonString()}."),
         };
         var result = new List<string>();
         foreach (var path in all)
@@ -211,7 +220,8 @@ public static class PeftAdapter
         var unmatched = names.Where(n => !all.Any(p => p == n || p.EndsWith("." + n, StringComparison.Ordinal))).ToList();
         if (unmatched.Count > 0)
             throw new LlgbmException(
-                $"{source}: target_modules {string.Join(", ", unmatched.Select(n => $"\"{n}\""))} {(unmatched.Count == 1 ? "names" : "name")} no linear module of the Qwen2 model; expected some of {string.Join(", ", LoraTarget.All)} (or \"{AllLinear}\").");
+                $"{source}: target_modules {string.Join(", ", unmatched.Select(n => $"\"{n}\""))} {(unmatched.Count == 1 ? "names" : "name")} no linear " +
+                $"module of the Qwen2 model; expected some of {string.Join(", ", LoraTarget.All)} (or \"{AllLinear}\").");
         return result;
     }
 
@@ -242,7 +252,8 @@ public static class PeftAdapter
             throw new LlgbmException($"{path}: peft_type is \"{peftType}\"; only \"LORA\" adapters are supported.");
         var taskType = String(json, "task_type", path);
         if (taskType is not null && taskType != "CAUSAL_LM")
-            throw new LlgbmException($"{path}: task_type is \"{taskType}\"; only \"CAUSAL_LM\" adapters (keys base_model.model.model.layers.…) are supported.");
+            throw new LlgbmException(
+                $"{path}: task_type is \"{taskType}\"; only \"CAUSAL_LM\" adapters (keys base_model.model.model.layers.…) are supported.");
         var bias = String(json, "bias", path) ?? "none";
         if (bias != "none")
             throw new LlgbmException($"{path}: bias is \"{bias}\"; only \"none\" is supported (adapters that train biases are not).");
@@ -340,7 +351,9 @@ public static class PeftAdapter
 
         var problems = new List<string>();
         if (unknown.Count > 0)
-            problems.Add($"keys that name no LoRA factor of a linear module of the model ({model.NumHiddenLayers} layers; keys look like {KeyPrefix}model.layers.0.self_attn.q_proj.lora_A.weight): {Listing(unknown)}");
+            problems.Add(
+                $"keys that name no LoRA factor of a linear module of the model ({model.NumHiddenLayers} layers; " +
+                $"keys look like {KeyPrefix}model.layers.0.self_attn.q_proj.lora_A.weight): {Listing(unknown)}");
         if (untargeted.Count > 0)
             problems.Add($"keys of modules that {ConfigFileName}'s target_modules does not target: {Listing(untargeted)}");
         if (duplicates.Count > 0)
@@ -365,7 +378,8 @@ public static class PeftAdapter
         if (!key.StartsWith(KeyPrefix, StringComparison.Ordinal))
             return null;
         var rest = key[KeyPrefix.Length..];
-        foreach (var (suffix, isA) in new[] { (".lora_A.weight", true), (".lora_B.weight", false), (".lora_A.default.weight", true), (".lora_B.default.weight", false) })
+        foreach (var (suffix, isA) in new[]
+                 { (".lora_A.weight", true), (".lora_B.weight", false), (".lora_A.default.weight", true), (".lora_B.default.weight", false) })
             if (rest.EndsWith(suffix, StringComparison.Ordinal))
                 return (rest[..^suffix.Length], isA);
         return null;
@@ -413,7 +427,9 @@ public static class PeftAdapter
             null => [],
             JsonObject obj => obj.ToDictionary(
                 kv => kv.Key,
-                kv => kv.Value is null ? throw new LlgbmException($"{source}: {field}[\"{kv.Key}\"] must be a number, found null.") : value(kv.Value, $"{field}[\"{kv.Key}\"]")),
+                kv => kv.Value is null
+                    ? throw new LlgbmException($"{source}: {field}[\"{kv.Key}\"] must be a number, found null.")
+                    : value(kv.Value, $"{field}[\"{kv.Key}\"]")),
             var other => throw new LlgbmException($"{source}: {field} must be an object mapping module names to values, found {other.ToJsonString()}."),
         };
     }

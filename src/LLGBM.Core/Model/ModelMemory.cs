@@ -58,7 +58,9 @@ public static class ModelMemory
         var (available, where) = Available();
         if (bytes > available)
             throw new LlgbmException(string.Create(CultureInfo.InvariantCulture,
-                $"{source}: the architecture has {count:N0} parameters (vocab_size {config.VocabSize}, hidden_size {config.HiddenSize}, intermediate_size {config.IntermediateSize}, num_hidden_layers {config.NumHiddenLayers}), {Gigabytes(bytes)} as {dtype}, more than the {Gigabytes(available)} of memory available ({where})."));
+                $"{source}: the architecture has {count:N0} parameters (vocab_size {config.VocabSize}, hidden_size {config.HiddenSize}, " +
+                $"intermediate_size {config.IntermediateSize}, num_hidden_layers {config.NumHiddenLayers}), {Gigabytes(bytes)} as {dtype}, " +
+                $"more than the {Gigabytes(available)} of memory available ({where})."));
     }
 
     static string Gigabytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1e9:F1} GB");

@@ -96,7 +96,8 @@ public sealed record Qwen2Config
         if (NumAttentionHeads % NumKeyValueHeads != 0)
             throw new LlgbmException($"{source}: num_attention_heads ({NumAttentionHeads}) must be a multiple of num_key_value_heads ({NumKeyValueHeads}).");
         if (ExplicitHeadDim is null && HiddenSize % NumAttentionHeads != 0)
-            throw new LlgbmException($"{source}: hidden_size ({HiddenSize}) must be a multiple of num_attention_heads ({NumAttentionHeads}) when head_dim is not given.");
+            throw new LlgbmException(
+                $"{source}: hidden_size ({HiddenSize}) must be a multiple of num_attention_heads ({NumAttentionHeads}) when head_dim is not given.");
         Positive("head_dim", HeadDim);
         if (HeadDim % 2 != 0)
             throw new LlgbmException($"{source}: head_dim must be even for rotary embeddings, found {HeadDim}.");
@@ -112,7 +113,9 @@ public sealed record Qwen2Config
         }
         catch (OverflowException)
         {
-            throw new LlgbmException($"{source}: the sizes imply more than 2^63 parameters (vocab_size {VocabSize}, hidden_size {HiddenSize}, intermediate_size {IntermediateSize}, num_hidden_layers {NumHiddenLayers}).");
+            throw new LlgbmException(
+                $"{source}: the sizes imply more than 2^63 parameters (vocab_size {VocabSize}, hidden_size {HiddenSize}, " +
+                $"intermediate_size {IntermediateSize}, num_hidden_layers {NumHiddenLayers}).");
         }
         return this;
     }

@@ -96,7 +96,8 @@ public sealed class Qwen2ForCausalLM : nn.Module
         var past = options.Cache?.Length ?? 0;
         if (past + length > Config.MaxPositionEmbeddings)
             throw new LlgbmException(
-                $"Forward: the sequence has {past + length} positions ({past} cached, {length} new), more than the max_position_embeddings {Config.MaxPositionEmbeddings} of the model's config.json; shorten the input.");
+                $"Forward: the sequence has {past + length} positions ({past} cached, {length} new), " +
+                $"more than the max_position_embeddings {Config.MaxPositionEmbeddings} of the model's config.json; shorten the input.");
         var paddingMask = options.AttentionMask;
         if (paddingMask is not null && (paddingMask.dim() != 2 || paddingMask.shape[0] != batch || paddingMask.shape[1] != past + length))
             throw new LlgbmException(

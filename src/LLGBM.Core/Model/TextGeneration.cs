@@ -31,7 +31,8 @@ public static class TextGeneration
             if (prompts[i].Count == 0)
                 throw new LlgbmException($"Generate: prompt {i} is empty; every prompt needs at least one token.");
         if (options.Temperature < 0 || options.TopK < 0 || options.TopP is <= 0 or > 1)
-            throw new LlgbmException($"Generate: expected temperature ≥ 0, top-k ≥ 0 and 0 < top-p ≤ 1, found {options.Temperature}, {options.TopK}, {options.TopP}.");
+            throw new LlgbmException(
+                $"Generate: expected temperature ≥ 0, top-k ≥ 0 and 0 < top-p ≤ 1, found {options.Temperature}, {options.TopK}, {options.TopP}.");
 
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();

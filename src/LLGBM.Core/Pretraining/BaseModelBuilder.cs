@@ -43,7 +43,9 @@ public static class BaseModelBuilder
         var tokenizer = new ByteLevelTokenizer();
         if (recipe.Training.Config.VocabSize < tokenizer.VocabSize)
             throw new LlgbmException(
-                $"Base pretraining: preset {recipe.Preset} has a vocabulary of {recipe.Training.Config.VocabSize} ids, but the byte-level tokenizer of pretraining needs {tokenizer.VocabSize} (256 bytes and the special tokens); use a byte-level preset such as tiny or tiny-b.");
+                $"Base pretraining: preset {recipe.Preset} has a vocabulary of {recipe.Training.Config.VocabSize} ids, " +
+                $"but the byte-level tokenizer of pretraining needs {tokenizer.VocabSize} (256 bytes and the special tokens); " +
+                $"use a byte-level preset such as tiny or tiny-b.");
         var tasks = SyntheticSuite.Build(recipe.Suite).Where(t => t.Spec.Components.Count == 0).ToList();
         log?.Invoke($"pretraining {recipe.Preset} on {tasks.Count} synthetic tasks for {recipe.Training.Steps} steps");
         var watch = Stopwatch.StartNew();
@@ -55,7 +57,8 @@ public static class BaseModelBuilder
         var evaluations = new List<TaskEvaluation>();
         foreach (var task in tasks)
             foreach (var format in new[] { PromptFormat.WithInstruction, PromptFormat.Bare })
-                evaluations.Add(TaskEvaluator.Evaluate(evaluated, tokenizer, task, new EvaluationOptions { Format = format, Limit = evaluationLimit, BatchSize = 64 }));
+                evaluations.Add(
+                    TaskEvaluator.Evaluate(evaluated, tokenizer, task, new EvaluationOptions { Format = format, Limit = evaluationLimit, BatchSize = 64 }));
 
         var report = new BaseModelReport(directory, false, seconds, evaluations);
         Write(directory, model, tokenizer, recipe, hash, report);

@@ -49,5 +49,6 @@ public sealed record BaseModelRecipe
     };
 
     /// <summary>SHA-256 (hex) of the recipe's JSON.</summary>
-    public string Hash() => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = false }))));
+    public string Hash() => Convert.ToHexStringLower(
+        SHA256.HashData(Encoding.UTF8.GetBytes(ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = false }))));
 }

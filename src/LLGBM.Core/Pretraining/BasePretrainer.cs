@@ -33,7 +33,9 @@ public static class BasePretrainer
         BasePretrainingSettings settings, ITokenizer tokenizer, IReadOnlyList<TaskData> tasks, Action<PretrainingProgress>? progress = null)
     {
         if (settings.Config.VocabSize < tokenizer.VocabSize)
-            throw new LlgbmException($"Base pretraining: the model's vocab_size {settings.Config.VocabSize} is smaller than the tokenizer's {tokenizer.VocabSize} ids; token ids would fall outside the embedding.");
+            throw new LlgbmException(
+                $"Base pretraining: the model's vocab_size {settings.Config.VocabSize} is smaller than the tokenizer's {tokenizer.VocabSize} ids; " +
+                $"token ids would fall outside the embedding.");
         var pools = tasks
             .Where(t => !string.IsNullOrEmpty(t.Spec.Instruction))
             .Select(t => t.Train.Select(e => CompletionExamples.Encode(tokenizer, t.Spec, e, PromptFormat.WithInstruction)).ToArray())
@@ -43,7 +45,8 @@ public static class BasePretrainer
             throw new LlgbmException("Base pretraining needs at least one task with an instruction and training examples.");
         var longest = pools.SelectMany(p => p).Max(e => e.Prompt.Count + e.Completion.Count);
         if (longest > settings.Config.MaxPositionEmbeddings)
-            throw new LlgbmException($"Base pretraining: an example has {longest} tokens, more than max_position_embeddings {settings.Config.MaxPositionEmbeddings}.");
+            throw new LlgbmException(
+                $"Base pretraining: an example has {longest} tokens, more than max_position_embeddings {settings.Config.MaxPositionEmbeddings}.");
 
         var model = new Qwen2ForCausalLM(settings.Config, settings.Device);
         model.InitializeWeights(settings.Seed);

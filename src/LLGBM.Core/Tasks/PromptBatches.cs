@@ -20,7 +20,8 @@ public static class PromptBatches
             throw new LlgbmException($"Task '{task.Spec.Name}': a prompt batch needs at least one example (K = {k}).");
         if (k > train.Count)
             throw new LlgbmException(
-                $"Task '{task.Spec.Name}': a prompt batch of K = {k} distinct examples needs at least {k} training examples, but train.jsonl has {train.Count}.");
+                $"Task '{task.Spec.Name}': a prompt batch of K = {k} distinct examples needs at least {k} training examples, " +
+                $"but train.jsonl has {train.Count}.");
         var order = Enumerable.Range(0, train.Count).ToArray();
         var state = unchecked((ulong)seed);
         for (var i = 0; i < k; i++)

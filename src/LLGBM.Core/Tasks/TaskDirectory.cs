@@ -101,7 +101,8 @@ public static class TaskDirectory
             if (OptionalString(path, root, "extraction") is { } extractionText)
                 extraction = ParseExtraction(extractionText)
                     ?? throw new TaskFormatException(path,
-                        $"\"extraction\" must be one of {string.Join(", ", Enum.GetValues<AnswerExtraction>().Select(e => $"\"{ExtractionName(e)}\""))}, found \"{extractionText}\".");
+                        $"\"extraction\" must be one of {string.Join(", ", Enum.GetValues<AnswerExtraction>().Select(e => $"\"{ExtractionName(e)}\""))}, " +
+                        $"found \"{extractionText}\".");
             var components = new List<string>();
             if (root.TryGetProperty("components", out var list) && list.ValueKind != JsonValueKind.Null)
             {
@@ -276,7 +277,10 @@ public static class TaskDirectory
     static void CheckName(string path, string field, string name)
     {
         if (PathNames.Problem(name) is { } problem)
-            throw new TaskFormatException(path, $"{field} {PathNames.Quote(name)} cannot be a directory name: {problem} (a task name is not \".\" or \"..\" and holds no '/', '\\' or control characters).");
+            throw new TaskFormatException(
+                path,
+                $"{field} {PathNames.Quote(name)} cannot be a directory name: {problem} (a task name is not \".\" or \"..\" and holds no '/', " +
+                $"'\\' or control characters).");
     }
 
     static void CheckExamples(string path, IReadOnlyList<TaskExample> examples, TaskKind kind)

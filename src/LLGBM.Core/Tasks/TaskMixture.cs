@@ -23,8 +23,10 @@ public static class TaskMixture
         if (a.Name == b.Name)
             throw new LlgbmException($"Task mixture: {a.Name} mixed with itself; name two different tasks.");
         if (a.Kind != b.Kind)
-            throw new LlgbmException($"Task mixture: {a.Name} is {TaskDirectory.KindName(a.Kind)} but {b.Name} is {TaskDirectory.KindName(b.Kind)}; both must be of one kind.");
-        foreach (var (task, split, examples) in new[] { (a.Name, "train", first.Train), (a.Name, "test", first.Test), (b.Name, "train", second.Train), (b.Name, "test", second.Test) })
+            throw new LlgbmException(
+                $"Task mixture: {a.Name} is {TaskDirectory.KindName(a.Kind)} but {b.Name} is {TaskDirectory.KindName(b.Kind)}; both must be of one kind.");
+        foreach (var (task, split, examples) in new[]
+                 { (a.Name, "train", first.Train), (a.Name, "test", first.Test), (b.Name, "train", second.Train), (b.Name, "test", second.Test) })
             if (examples.Count == 0)
                 throw new LlgbmException($"Task mixture: {task} has no {split} examples.");
         var spec = new TaskSpec

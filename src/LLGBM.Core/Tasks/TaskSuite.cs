@@ -22,7 +22,8 @@ public static class TaskSuite
         var duplicate = tasks.GroupBy(t => t.Task.Spec.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
             throw new TaskFormatException(root,
-                $"two task directories name the task '{duplicate.Key}': {string.Join(" and ", duplicate.Select(t => $"'{t.Directory}'"))}; task names must be unique.");
+                $"two task directories name the task '{duplicate.Key}': {string.Join(" and ", duplicate.Select(t => $"'{t.Directory}'"))}; " +
+                $"task names must be unique.");
         return [.. tasks.OrderBy(t => t.Task.Spec.Name, StringComparer.Ordinal).Select(t => t.Task)];
     }
 }

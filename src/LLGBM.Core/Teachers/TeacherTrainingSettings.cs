@@ -59,7 +59,8 @@ public sealed record TeacherTrainingSettings
         if (Checkpoints <= 0 || Every <= 0)
             throw new LlgbmException($"Teacher training: --checkpoints ({Checkpoints}) and --every ({Every}) must be positive.");
         if ((Checkpoints - 1) * Every >= Steps)
-            throw new LlgbmException($"Teacher training: {Checkpoints} checkpoints every {Every} steps need more than {(Checkpoints - 1) * Every} steps; found {Steps}.");
+            throw new LlgbmException(
+                $"Teacher training: {Checkpoints} checkpoints every {Every} steps need more than {(Checkpoints - 1) * Every} steps; found {Steps}.");
         Lora.Validate();
         return this;
     }

@@ -106,7 +106,9 @@ public sealed class ByteLevelTokenizer : ITokenizer
             else if (specialById.TryGetValue(id, out var text))
                 bytes.AddRange(Encoding.UTF8.GetBytes(text));
             else
-                throw new LlgbmException($"token id {id} is neither a byte (0–255) nor a special token of the byte-level tokenizer ({string.Join(", ", specialById.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}).");
+                throw new LlgbmException(
+                    $"token id {id} is neither a byte (0–255) nor a special token of the byte-level tokenizer " +
+                    $"({string.Join(", ", specialById.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}"))}).");
         }
         return Encoding.UTF8.GetString(bytes.ToArray());
     }

@@ -86,7 +86,8 @@ public sealed class Qwen2Tokenizer : ITokenizer
         if (!File.Exists(vocab) || !File.Exists(merges))
             throw new LlgbmException(Tokenizers.MissingFilesMessage(directory));
         var added = ConfigAddedTokens(directory, new Dictionary<string, int>());
-        return new Qwen2Tokenizer(TokenizerFiles.ReadVocabJson(vocab), TokenizerFiles.ReadMergesTxt(merges), added, nfc: true, split: true, $"{vocab} + {merges}");
+        return new Qwen2Tokenizer(
+            TokenizerFiles.ReadVocabJson(vocab), TokenizerFiles.ReadMergesTxt(merges), added, nfc: true, split: true, $"{vocab} + {merges}");
     }
 
     /// <summary>The tokenizer of a parsed <c>tokenizer.json</c> (with the added tokens of the directory's <c>tokenizer_config.json</c>).</summary>

@@ -163,7 +163,8 @@ internal static class TokenizerFiles
         var expected = $"expected Qwen2's (a Split with the regex {Qwen2PreTokenizer.Pattern}, then ByteLevel without regex) or a lone ByteLevel without regex";
         if (!root.TryGetProperty("pre_tokenizer", out var pre) || pre.ValueKind == JsonValueKind.Null)
             throw new LlgbmException($"{path}: pre_tokenizer is missing; {expected}.");
-        var parts = TypeOf(pre, path, "pre_tokenizer") == "Sequence" && pre.TryGetProperty("pretokenizers", out var list) && list.ValueKind == JsonValueKind.Array
+        var parts = TypeOf(pre, path, "pre_tokenizer") == "Sequence"
+                && pre.TryGetProperty("pretokenizers", out var list) && list.ValueKind == JsonValueKind.Array
             ? list.EnumerateArray().ToList()
             : [pre];
         bool IsByteLevel(JsonElement p) =>

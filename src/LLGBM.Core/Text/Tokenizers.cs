@@ -17,7 +17,9 @@ public static class Tokenizers
     {
         ArgumentNullException.ThrowIfNull(directory);
         if (!Directory.Exists(directory))
-            throw new LlgbmException($"tokenizer directory {directory} does not exist; expected a checkpoint directory with {TokenizerFiles.TokenizerJsonName}, or {TokenizerFiles.VocabName} + {TokenizerFiles.MergesName}.");
+            throw new LlgbmException(
+                $"tokenizer directory {directory} does not exist; expected a checkpoint directory with {TokenizerFiles.TokenizerJsonName}, " +
+                $"or {TokenizerFiles.VocabName} + {TokenizerFiles.MergesName}.");
         var json = Path.Combine(directory, TokenizerFiles.TokenizerJsonName);
         if (File.Exists(json))
         {

@@ -11,7 +11,8 @@ namespace LLGBM.Training;
 /// them (see <see cref="OwnedScalars"/>). This step makes the same native calls, in the same order and with the same
 /// values, from <c>using</c> scalars; state, parameter groups and <c>save_state_dict</c>/<c>load_state_dict</c> are
 /// the base class's, so checkpoints of either load into the other. Per parameter p with gradient g at step t:
-/// p ← p·(1 − lr·λ); m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+/// p ← p·(1 − lr·λ); m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²;
+/// p ← p − lr/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
 /// (with amsgrad, v is replaced by the running maximum of v).
 /// </summary>
 public sealed class AdamWWithOwnedScalars : AdamW

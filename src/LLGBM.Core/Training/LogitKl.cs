@@ -24,10 +24,12 @@ public static class LogitKl
     {
         if (!logitsStudent.shape.SequenceEqual(logitsTeacher.shape) || logitsStudent.dim() == 0)
             throw new LlgbmException(
-                $"LogitKl: student and teacher logits must have the same shape; found [{string.Join(", ", logitsStudent.shape)}] and [{string.Join(", ", logitsTeacher.shape)}].");
+                $"LogitKl: student and teacher logits must have the same shape; found [{string.Join(", ", logitsStudent.shape)}] and " +
+                $"[{string.Join(", ", logitsTeacher.shape)}].");
         if (mask is not null && !mask.shape.SequenceEqual(logitsStudent.shape[..^1]))
             throw new LlgbmException(
-                $"LogitKl: the mask must have the logits' shape without the vocabulary dimension, [{string.Join(", ", logitsStudent.shape[..^1])}]; found [{string.Join(", ", mask.shape)}].");
+                $"LogitKl: the mask must have the logits' shape without the vocabulary dimension, [{string.Join(", ", logitsStudent.shape[..^1])}]; " +
+                $"found [{string.Join(", ", mask.shape)}].");
         if (!(temperature > 0))
             throw new LlgbmException($"LogitKl: the temperature must be positive; found {temperature}.");
         using var scope = NewDisposeScope();

@@ -21,7 +21,8 @@ public sealed class MetricsLog : IDisposable
     /// <summary>The key of the integer step every line holds.</summary>
     public const string StepKey = "step";
 
-    /// <summary>The key of the time of logging (seconds since the Unix epoch) that <see cref="Append(long, IReadOnlyDictionary{string, double})"/> adds.</summary>
+    /// <summary>The key of the time of logging (seconds since the Unix epoch) that <see cref="Append(long, IReadOnlyDictionary{string, double})"/>
+    /// adds.</summary>
     public const string WallTimeKey = "wall_time";
 
     readonly FileStream stream;
@@ -131,7 +132,9 @@ public sealed class MetricsLog : IDisposable
         var step = StepOf(entry)
             ?? throw new LlgbmException($"Metrics log {Path}: an entry has no integer \"{StepKey}\"; got {entry.ToJsonString()}.");
         if (step <= resumedAtStep)
-            throw new LlgbmException($"Metrics log {Path}: step {step} is not after the checkpoint the run resumed from (step {resumedAtStep}); logging it would duplicate a kept line.");
+            throw new LlgbmException(
+                $"Metrics log {Path}: step {step} is not after the checkpoint the run resumed from (step {resumedAtStep}); " +
+                $"logging it would duplicate a kept line.");
         if (step < LastStep)
             throw new LlgbmException($"Metrics log {Path}: step {step} comes after step {LastStep}; steps must not decrease.");
         stream.Write(Encoding.UTF8.GetBytes(entry.ToJsonString() + "\n"));

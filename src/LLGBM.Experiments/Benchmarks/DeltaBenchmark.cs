@@ -55,7 +55,8 @@ public sealed record DeltaBenchmarkSettings
     {
         if (Probes < 1 || Adapters < 1 || Microbatch < 1 || Rank < 1 || Iterations < 1 || ProbeBatch is < 1 || Threads is < 1)
             throw new LlgbmException(
-                $"bench delta: --probes, --adapters, --microbatch, --rank, --probe-batch, --iters and --threads must be positive (found {Probes}, {Adapters}, {Microbatch}, {Rank}, {ProbeBatch?.ToString() ?? "all"}, {Iterations}, {Threads?.ToString() ?? "default"}).");
+                $"bench delta: --probes, --adapters, --microbatch, --rank, --probe-batch, --iters and --threads must be positive (found {Probes}, " +
+                $"{Adapters}, {Microbatch}, {Rank}, {ProbeBatch?.ToString() ?? "all"}, {Iterations}, {Threads?.ToString() ?? "default"}).");
         if (Warmup < 0)
             throw new LlgbmException($"bench delta: --warmup must not be negative (found {Warmup}).");
         return this;
@@ -205,8 +206,10 @@ public static class DeltaBenchmark
                 },
                 () => DifferentiablePass(embedder, adapters[0]),
             ];
-            progress?.Invoke($"{s.Warmup} warm-up and {s.Iterations} timed rounds, each: a base and an adapted forward pass over {reference.Count} probe batch(es), "
-                + $"{s.Adapters} no-grad deltas one at a time, the same in {batched.Count} batched call(s) of up to {s.Microbatch}, and one differentiable delta (gradient of ‖Δ‖² w.r.t. A and B)");
+            progress?.Invoke(
+                $"{s.Warmup} warm-up and {s.Iterations} timed rounds, each: a base and an adapted forward pass over {reference.Count} probe batch(es), "
+                + $"{s.Adapters} no-grad deltas one at a time, the same in {batched.Count} batched call(s) of up to {s.Microbatch}, "
+                + $"and one differentiable delta (gradient of ‖Δ‖² w.r.t. A and B)");
             var times = BenchmarkTimer.Rounds(s.Device, s.Warmup, s.Iterations, bodies);
             var (baseForward, adaptedForward, single, batch, differentiable) = (times[0], times[1], times[2], times[3], times[4]);
             var runs = s.Warmup + s.Iterations;

@@ -39,7 +39,8 @@ public static class GeneratorBenchmark
             var timed = config with { Steps = warmup + steps, LogEvery = warmup + steps, CheckpointEvery = warmup + steps, EvalEvery = 0, WarmupSteps = 0 };
             try
             {
-                using var generator = GeneratorFactory.Create(timed, data.Teachers.Lora, data.Model.Config, data.Conditions.Dim, (int)data.Embedder.Dim, device);
+                using var generator = GeneratorFactory.Create(
+                    timed, data.Teachers.Lora, data.Model.Config, data.Conditions.Dim, (int)data.Embedder.Dim, device);
                 var times = new List<double>();
                 GeneratorTrainer.Train(generator, data, timed, run, stepSeconds: (step, seconds) =>
                 {
@@ -63,7 +64,8 @@ public static class GeneratorBenchmark
             generate, encodeAndGenerate, teacherSeconds, teacherSeconds / encodeAndGenerate);
     }
 
-    static (double Generate, double EncodeAndGenerate) TimeGeneration(LoraGenerator generator, GeneratorData data, ConditionEncoding encoding, GeneratorConfig config, Device? device)
+    static (double Generate, double EncodeAndGenerate) TimeGeneration(
+        LoraGenerator generator, GeneratorData data, ConditionEncoding encoding, GeneratorConfig config, Device? device)
     {
         generator.eval();
         var task = data.TrainTasks[0].Spec.Name;
@@ -91,6 +93,8 @@ public static class GeneratorBenchmark
     static double Median(IReadOnlyList<double> values)
     {
         var sorted = values.Order().ToList();
-        return sorted.Count == 0 ? double.NaN : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        return sorted.Count == 0 ? double.NaN
+            : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2]
+            : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 }

@@ -47,7 +47,8 @@ public static class SuiteEvaluation
         var unknown = names.Where(n => !byName.ContainsKey(n)).ToArray();
         if (unknown.Length > 0)
             throw new LlgbmException(
-                $"--task: no task named {string.Join(", ", unknown)}; available: {string.Join(", ", tasks.Select(t => t.Spec.Name).Order(StringComparer.Ordinal))}.");
+                $"--task: no task named {string.Join(", ", unknown)}; " +
+                $"available: {string.Join(", ", tasks.Select(t => t.Spec.Name).Order(StringComparer.Ordinal))}.");
         return names.Distinct().Select(n => byName[n]).ToArray();
     }
 
@@ -64,6 +65,7 @@ public static class SuiteEvaluation
             .FirstOrDefault(d => TaskDirectory.ReadSpec(Path.Combine(d, TaskDirectory.SpecFileName)).Name == empty.Spec.Name);
         var file = directory is null ? $"{root}/…/{TaskDirectory.TestFileName}" : Path.Combine(directory, TaskDirectory.TestFileName);
         throw new LlgbmException(
-            $"'{file}': task {empty.Spec.Name} has no test examples, so there is nothing to evaluate (add examples, e.g. tasks import --test-input, or leave the task out with --task).");
+            $"'{file}': task {empty.Spec.Name} has no test examples, so there is nothing to evaluate (add examples, e.g. tasks import --test-input, " +
+            $"or leave the task out with --task).");
     }
 }

@@ -135,7 +135,8 @@ public sealed class GeneratedAdapterEmbedder : IDisposable
                     task.Spec.Name, task.Spec.Domain, split, b, delta,
                     TeacherEmbeddings.Flatten(lora, source, lowRank: true), TeacherEmbeddings.Flatten(lora, source, lowRank: false), prompts));
             }
-            log?.Invoke($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(runDir))}: {result.Count}/{chosen.Count * batches} adapters ({task.Spec.Name}, {split})");
+            log?.Invoke(
+                $"{Path.GetFileName(Path.TrimEndingDirectorySeparator(runDir))}: {result.Count}/{chosen.Count * batches} adapters ({task.Spec.Name}, {split})");
         }
         return new GeneratedEmbeddingSet(runDir, step, result, clock.Elapsed.TotalSeconds);
     }

@@ -16,7 +16,9 @@ namespace LLGBM.Experiments;
 /// <param name="N">Test examples per evaluation.</param>
 /// <param name="DeltaCosine">Mean cosine between the adapters' deltas and the oracle teacher's (null for the base).</param>
 /// <param name="Split"><c>held-out</c> (a task the generator never trained on) or <c>in-domain</c> (a training task, fresh conditions, test examples).</param>
-public sealed record MethodTaskResult(string Method, string Task, string Domain, IReadOnlyList<double> Accuracies, double Mean, double Std, int N, double? DeltaCosine, string Split = "held-out");
+public sealed record MethodTaskResult(
+    string Method, string Task, string Domain, IReadOnlyList<double> Accuracies, double Mean, double Std, int N, double? DeltaCosine,
+    string Split = "held-out");
 
 /// <summary>
 /// Evaluates generated adapters and the reference methods on tasks: each task's test examples (bare prompts, the
@@ -58,7 +60,8 @@ public static class GeneratorEvaluator
             new EvaluationOptions { Limit = limit, Format = PromptFormat.Bare });
 
     /// <summary>Evaluates the generator on <paramref name="task"/>: one accuracy per evaluation condition.</summary>
-    public static MethodTaskResult EvaluateGenerated(LoraGenerator generator, GeneratorData data, GeneratorConfig config, TaskData task, string method = "generated")
+    public static MethodTaskResult EvaluateGenerated(
+        LoraGenerator generator, GeneratorData data, GeneratorConfig config, TaskData task, string method = "generated")
     {
         using var batched = Generate(generator, data, config, task.Spec.Name);
         var accuracies = new List<double>();

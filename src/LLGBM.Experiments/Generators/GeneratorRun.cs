@@ -13,7 +13,8 @@ namespace LLGBM.Experiments;
 /// <param name="Results">Per method and task.</param>
 /// <param name="HeldOutSensitivity">Condition sensitivity over the held-out tasks (null with fewer than two).</param>
 /// <param name="TrainSensitivity">Condition sensitivity over the training tasks (null with fewer than two).</param>
-public sealed record GeneratorEvaluation(int Step, IReadOnlyList<MethodTaskResult> Results, ConditionSensitivity? HeldOutSensitivity, ConditionSensitivity? TrainSensitivity);
+public sealed record GeneratorEvaluation(
+    int Step, IReadOnlyList<MethodTaskResult> Results, ConditionSensitivity? HeldOutSensitivity, ConditionSensitivity? TrainSensitivity);
 
 /// <summary>
 /// A generator run directory: <c>config.json</c> (the <see cref="GeneratorConfig"/>), <c>run.json</c> (inputs, encoder,
@@ -200,7 +201,8 @@ public static class GeneratorRun
         var results = new List<MethodTaskResult>();
         var meanKey = string.Join(",", data.TrainTasks.Select(t => t.Spec.Name));
         var context = withReferences
-            ? $"{ContentHash.OfCheckpoint(data.Inputs.Base)}|{ContentHash.OfFile(Path.Combine(data.Inputs.Teachers, Teachers.TeacherPool.ManifestName))}|{config.EvalLimit}"
+            ? $"{ContentHash.OfCheckpoint(data.Inputs.Base)}|"
+                + $"{ContentHash.OfFile(Path.Combine(data.Inputs.Teachers, Teachers.TeacherPool.ManifestName))}|{config.EvalLimit}"
             : "";
         using var references = new ReferenceAdapters.OfBank(data.Teachers, [.. data.TrainTasks.Select(t => t.Spec.Name)], data.Model.Device);
         MethodTaskResult Reference(Tasks.TaskData task, ReferenceMethod method, string split)
@@ -235,7 +237,9 @@ public static class GeneratorRun
         }
         var heldOut = data.TestTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TestTasks) : null;
         var train = data.TrainTasks.Count >= 2 ? GeneratorEvaluator.Sensitivity(generator, data, config, data.TrainTasks) : null;
-        log?.Invoke($"  condition sensitivity (across / within task): held-out {heldOut?.Ratio:F2}, training {train?.Ratio:F2}; across-task spread / norm: held-out {heldOut?.RelativeSpread:F3}, training {train?.RelativeSpread:F3}");
+        log?.Invoke(
+            $"  condition sensitivity (across / within task): held-out {heldOut?.Ratio:F2}, training {train?.Ratio:F2}; " +
+            $"across-task spread / norm: held-out {heldOut?.RelativeSpread:F3}, training {train?.RelativeSpread:F3}");
         return new GeneratorEvaluation(step, results, heldOut, train);
     }
 

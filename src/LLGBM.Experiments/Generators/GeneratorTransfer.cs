@@ -60,14 +60,19 @@ public static class GeneratorTransfer
         if (decoderConfig.Variant != GeneratorVariant.TwoStage)
             return No($"the decoder run ({decoderConfig.Name}) is a {decoderConfig.Variant} run, not TwoStage: it has no delta decoder.");
         if (predictor.Encoder != decoder.Encoder || predictor.ConditionDim != decoder.ConditionDim)
-            return No($"the runs encode conditions differently ({predictor.Encoder}, width {predictor.ConditionDim} against {decoder.Encoder}, width {decoder.ConditionDim}).");
+            return No(
+                $"the runs encode conditions differently ({predictor.Encoder}, width {predictor.ConditionDim} against {decoder.Encoder}, " +
+                $"width {decoder.ConditionDim}).");
         if (predictorConfig.ConditionMode != decoderConfig.ConditionMode)
             return No($"the runs' conditions hold different things ({predictorConfig.ConditionMode} against {decoderConfig.ConditionMode}).");
         if (predictor.DeltaKind != decoder.DeltaKind)
             return No($"the predictor emits {predictor.DeltaKind} deltas and the decoder reads {decoder.DeltaKind} deltas.");
         if (predictor.DeltaKind == Delta.DeltaKind.Activation && (predictor.DeltaDim != decoder.DeltaDim || predictor.HiddenSize != decoder.HiddenSize))
-            return No($"activation deltas live in each backbone's hidden space: the predictor emits deltas of width {predictor.DeltaDim} (hidden size {Show(predictor.HiddenSize)}), "
-                + $"the decoder reads deltas of width {decoder.DeltaDim} (hidden size {Show(decoder.HiddenSize)}); no map between the two spaces exists without paired data to fit one.");
+            return No(
+                $"activation deltas live in each backbone's hidden space: the predictor emits deltas of width {predictor.DeltaDim} "
+                + $"(hidden size {Show(predictor.HiddenSize)}), "
+                + $"the decoder reads deltas of width {decoder.DeltaDim} (hidden size {Show(decoder.HiddenSize)}); "
+                + $"no map between the two spaces exists without paired data to fit one.");
         if (predictor.DeltaDim != decoder.DeltaDim)
             return No($"the predictor emits deltas of width {predictor.DeltaDim} and the decoder reads deltas of width {decoder.DeltaDim}.");
         if (predictor.DeltaCoordinates is null || decoder.DeltaCoordinates is null || predictor.DeltaCoordinates != decoder.DeltaCoordinates)
@@ -87,7 +92,8 @@ public static class GeneratorTransfer
     /// teachers, with the decoder run's evaluation settings and conditions (encoded with <paramref name="openEncoding"/>,
     /// which must be the runs' encoder; opened only when the runs compose).
     /// </summary>
-    public static TransferResult Evaluate(string predictorRun, string decoderRun, Func<ConditionEncoding> openEncoding, Action<string>? log = null, Device? device = null)
+    public static TransferResult Evaluate(
+        string predictorRun, string decoderRun, Func<ConditionEncoding> openEncoding, Action<string>? log = null, Device? device = null)
     {
         var predictorConfig = GeneratorConfig.Load(Path.Combine(predictorRun, GeneratorRun.ConfigFile));
         var decoderConfig = GeneratorConfig.Load(Path.Combine(decoderRun, GeneratorRun.ConfigFile));
@@ -112,11 +118,12 @@ public static class GeneratorTransfer
         using var first = GeneratorRun.LoadGenerator(predictorRun, predictorModel, device: device);
         using var second = GeneratorRun.LoadGenerator(decoderRun, data.Model.Config, step, device);
         log?.Invoke($"transfer: {predictorRun} (predictor) → {decoderRun} (decoder, step {step}), δ̂ moved to the decoder run's per-coordinate scale");
-        var transfer = GeneratorRun.Evaluate(new TransferredGenerator((TwoStageGenerator)first, (TwoStageGenerator)second, standardize: true),
+        var transfer = GeneratorRun.Evaluate(GeneratorFactory.Transferred(first, second, standardize: true),
             data, decoderConfig, step, withReferences: true, log, GeneratorRun.ReferenceCache(decoderRun));
         var results = transfer.Results.Select(r => r.Method == "generated" ? r with { Method = "transfer" } : r).ToList();
         log?.Invoke("transfer: δ̂ decoded as predicted (raw)");
-        var raw = GeneratorRun.Evaluate(new TransferredGenerator((TwoStageGenerator)first, (TwoStageGenerator)second), data, decoderConfig, step, withReferences: false, log);
+        var raw = GeneratorRun.Evaluate(
+            GeneratorFactory.Transferred(first, second), data, decoderConfig, step, withReferences: false, log);
         results.AddRange(raw.Results.Select(r => r with { Method = "transfer-raw" }));
         var heldOut = Path.Combine(decoderRun, GeneratorRun.ResultsFolder, GeneratorRun.HeldOutFile);
         IReadOnlyList<MethodTaskResult> native;

@@ -20,7 +20,8 @@ namespace LLGBM.Experiments;
 /// <param name="Mean">Mean accuracy.</param>
 /// <param name="N">Test examples per evaluation.</param>
 /// <param name="DeltaCosine">Mean cosine between the adapters' deltas and the oracle teacher's (null for the base).</param>
-/// <param name="AdapterCosine">Generated only: mean cosine between the ΔW of the adapter from the rewritten condition and the ΔW of the adapter from the same examples' original texts.</param>
+/// <param name="AdapterCosine">Generated only: mean cosine between the ΔW of the adapter from the rewritten condition and the ΔW of the adapter from the same
+/// examples' original texts.</param>
 public sealed record RobustnessResult(
     string Run, string Name, long Seed, string Method, string Task, string Domain, string Split, PromptTransform Transform,
     IReadOnlyList<double> Accuracies, double Mean, int N, double? DeltaCosine, double? AdapterCosine);
@@ -63,10 +64,14 @@ public static class RobustnessEvaluator
             var earlier = previous?.Results.Where(r => r.Task == task.Spec.Name && r.Split == split).ToList() ?? [];
             foreach (var reference in ReferenceMethods)
                 if (earlier.FirstOrDefault(r => r.Method == reference) is { } r)
-                    results.AddRange(transforms.Select(t => new RobustnessResult(run, config.Name, config.Seed, reference, r.Task, r.Domain, split, t, r.Accuracies, r.Mean, r.N, r.DeltaCosine, null)));
+                    results.AddRange(transforms.Select(t => new RobustnessResult(
+                        run, config.Name, config.Seed, reference, r.Task, r.Domain, split, t, r.Accuracies, r.Mean, r.N, r.DeltaCosine, null)));
             var generated = EvaluateTask(generator, data, config, encoding, task, transforms, earlier.FirstOrDefault(r => r.Method == "generated"));
-            results.AddRange(generated.Select(g => new RobustnessResult(run, config.Name, config.Seed, "generated", task.Spec.Name, task.Spec.Domain, split, g.Transform, g.Accuracies, g.Accuracies.Average(), g.N, g.DeltaCosine, g.AdapterCosine)));
-            log?.Invoke($"  {split,-9} {task.Spec.Name,-14} " + string.Join("  ", generated.Select(g => $"{g.Transform.ToString().ToLowerInvariant()} {g.Accuracies.Average():P1} (ΔW-cos {g.AdapterCosine:F2})")));
+            results.AddRange(generated.Select(g => new RobustnessResult(
+                run, config.Name, config.Seed, "generated", task.Spec.Name, task.Spec.Domain, split, g.Transform, g.Accuracies, g.Accuracies.Average(),
+                g.N, g.DeltaCosine, g.AdapterCosine)));
+            log?.Invoke($"  {split,-9} {task.Spec.Name,-14} " + string.Join("  ", generated.Select(g =>
+                $"{g.Transform.ToString().ToLowerInvariant()} {g.Accuracies.Average():P1} (ΔW-cos {g.AdapterCosine:F2})")));
         }
         return results;
     }
@@ -87,7 +92,8 @@ public static class RobustnessEvaluator
         var pooled = data.Conditions.Texts(name);
         for (var i = 0; i < items.Count; i++)
             if (SyntheticPromptRewriter.Text(items[i].Prompt, items[i].Answer, PromptTransform.Original) != pooled[i])
-                throw new LlgbmException($"Robustness of task {name}: the condition pool's text {i} (\"{pooled[i]}\") is not the example drawn again (\"{items[i].Prompt}\").");
+                throw new LlgbmException(
+                    $"Robustness of task {name}: the condition pool's text {i} (\"{pooled[i]}\") is not the example drawn again (\"{items[i].Prompt}\").");
         var seeds = Enumerable.Range(0, config.EvalBatches).Select(i => GeneratorEvaluator.ConditionSeed(config.Seed, name, i)).ToArray();
         var rows = seeds.Select(s => data.Conditions.SampleRows(name, config.ConditionPrompts, s)).ToArray();
         using var originalSet = GeneratorEvaluator.Generate(generator, data, config, name);
@@ -121,7 +127,8 @@ public static class RobustnessEvaluator
                     }).ToList();
                     (accuracies, n) = ([.. scored.Select(s => s.Accuracy)], scored[0].N);
                 }
-                outcomes.Add(new TaskOutcome(transform, accuracies, n, GeneratorEvaluator.DeltaCosine(data, set, name), PairedAdapterCosine.Of(originalSet, set).Average()));
+                outcomes.Add(new TaskOutcome(
+                    transform, accuracies, n, GeneratorEvaluator.DeltaCosine(data, set, name), PairedAdapterCosine.Of(originalSet, set).Average()));
             }
             finally
             {

@@ -122,7 +122,8 @@ public static class AdapterMerge
             baseModel = (JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject)?["base_model_name_or_path"]?.GetValue<string>();
             if (baseModel is null || !File.Exists(Path.Combine(baseModel, "config.json")))
                 throw new LlgbmException(
-                    $"{configPath}: base_model_name_or_path is {(baseModel is null ? "not set" : $"\"{baseModel}\", not a checkpoint directory here")}; pass --model DIR (a checkpoint directory with config.json) for the module shapes.");
+                    $"{configPath}: base_model_name_or_path is {(baseModel is null ? "not set" : $"\"{baseModel}\", not a checkpoint directory here")}; " +
+                    $"pass --model DIR (a checkpoint directory with config.json) for the module shapes.");
         }
         var path = Path.Combine(baseModel, "config.json");
         if (!File.Exists(path))

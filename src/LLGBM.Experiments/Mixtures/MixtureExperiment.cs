@@ -70,7 +70,8 @@ public sealed record MixtureExperimentSettings
 /// <param name="Description">What the adapter is, in words.</param>
 /// <param name="Scores">The accuracy of each adapter evaluated (one, or one per condition).</param>
 /// <param name="Deltas">Each adapter's delta scores (null for the base model).</param>
-public sealed record MixtureMethodResult(string Method, string Group, string Description, IReadOnlyList<MixtureScores> Scores, IReadOnlyList<DeltaScores?> Deltas);
+public sealed record MixtureMethodResult(
+    string Method, string Group, string Description, IReadOnlyList<MixtureScores> Scores, IReadOnlyList<DeltaScores?> Deltas);
 
 /// <summary>A teacher adapter used by the experiment.</summary>
 /// <param name="Task">Its task.</param>
@@ -197,10 +198,11 @@ public static class MixtureExperiment
             using (encoder)
             using (generator)
             {
-                if (generator is not TwoStageGenerator twoStage)
-                    throw new LlgbmException($"--two-stage {twoStageDir}: the run's generator is not a two-stage generator (variant TwoStage).");
+                var twoStage = generator.DeltaStages
+                    ?? throw new LlgbmException($"--two-stage {twoStageDir}: the run's generator is not a two-stage generator (variant TwoStage).");
                 if (twoStage.DeltaDim != deltaA.Length)
-                    throw new LlgbmException($"--two-stage {twoStageDir}: its decoder reads deltas of width {twoStage.DeltaDim}, the cached deltas have width {deltaA.Length}.");
+                    throw new LlgbmException(
+                        $"--two-stage {twoStageDir}: its decoder reads deltas of width {twoStage.DeltaDim}, the cached deltas have width {deltaA.Length}.");
                 var runs = new List<(MixtureScores, float[]?)>();
                 for (var c = 0; c < s.Conditions; c++)
                 {
@@ -208,17 +210,27 @@ public static class MixtureExperiment
                     using var scope = NewDisposeScope();
                     using var _ = no_grad();
                     var predicted = Predict(twoStage, encoding, MixtureCondition.Texts(first, config.ConditionPrompts, seed, config.ConditionMode), s.Device)
-                        .add(Predict(twoStage, encoding, MixtureCondition.Texts(second, config.ConditionPrompts, seed, config.ConditionMode), s.Device), OwnedScalars.One);
+                        .add(
+                            Predict(twoStage, encoding, MixtureCondition.Texts(second, config.ConditionPrompts, seed, config.ConditionMode), s.Device),
+                            OwnedScalars.One);
                     using var adapter = Unbatch(twoStage.Decode(predicted));
                     runs.Add(Measure($"{name}: decode(δ̂_A + δ̂_B), condition {c + 1}", adapter));
                 }
-                Add("two-stage:predicted-sum", "two-stage", $"{name}'s decoder on δ̂_A + δ̂_B, each predicted from {config.ConditionPrompts} prompts of one task", runs);
+                Add(
+                    "two-stage:predicted-sum",
+                    "two-stage",
+                    $"{name}'s decoder on δ̂_A + δ̂_B, each predicted from {config.ConditionPrompts} prompts of one task",
+                    runs);
                 using (var scope = NewDisposeScope())
                 using (no_grad())
                 {
                     var sum = tensor(Compose.Add(deltaA, deltaB)).to(s.Device).unsqueeze(0);
                     using var adapter = Unbatch(twoStage.Decode(sum));
-                    Add("two-stage:teacher-sum", "two-stage", $"{name}'s decoder on the teachers' δ_A + δ_B", [Measure($"{name}: decode(δ_A + δ_B)", adapter)]);
+                    Add(
+                        "two-stage:teacher-sum",
+                        "two-stage",
+                        $"{name}'s decoder on the teachers' δ_A + δ_B",
+                        [Measure($"{name}: decode(δ_A + δ_B)", adapter)]);
                 }
             }
         }
@@ -244,7 +256,8 @@ public static class MixtureExperiment
         try
         {
             var last = loaded.Where(d => d.Task == task).MaxBy(d => d.Step)
-                ?? throw new LlgbmException($"--deltas {s.Deltas}: no cached delta of a {task} teacher (compute them with llgbm deltas compute over {s.Teachers}).");
+                ?? throw new LlgbmException(
+                    $"--deltas {s.Deltas}: no cached delta of a {task} teacher (compute them with llgbm deltas compute over {s.Teachers}).");
             return (new MixtureTeacher(task, last.Step, Path.Combine(s.Teachers, last.Adapter)), ToArray(last.Delta));
         }
         finally
@@ -259,7 +272,9 @@ public static class MixtureExperiment
     {
         var path = Path.Combine(s.MixtureTeachers, s.Mixture, TeacherPool.TaskManifestName);
         if (!File.Exists(path))
-            throw new LlgbmException($"--mixture-teachers {s.MixtureTeachers}: no {s.Mixture}/{TeacherPool.TaskManifestName}; train it with llgbm teachers train --tasks {s.MixtureTasks} --task {s.Mixture}.");
+            throw new LlgbmException(
+                $"--mixture-teachers {s.MixtureTeachers}: no {s.Mixture}/{TeacherPool.TaskManifestName}; " +
+                $"train it with llgbm teachers train --tasks {s.MixtureTasks} --task {s.Mixture}.");
         TeacherTaskManifest manifest;
         try
         {
@@ -298,7 +313,7 @@ public static class MixtureExperiment
     }
 
     // δ̂ of one condition, [1, delta width].
-    static Tensor Predict(TwoStageGenerator generator, ConditionEncoding encoding, IReadOnlyList<string> texts, Device device) =>
+    static Tensor Predict(IDeltaStages generator, ConditionEncoding encoding, IReadOnlyList<string> texts, Device device) =>
         generator.PredictDelta(encoding.Encode(texts).to_type(ScalarType.Float32).to(device).unsqueeze(0));
 
     // The one adapter of a batched set of one, as an unbatched set owning its tensors (the batched set is disposed).

@@ -38,7 +38,8 @@ public sealed record MixtureScores(int CorrectFirst, int CountFirst, int Correct
 /// <param name="Gain">cos(δ, δ_A + δ_B) − max(cos(δ, δ_A), cos(δ, δ_B)).</param>
 /// <param name="CosineWithMixtureTeacher">cos(δ, δ of the teacher trained on the mixture).</param>
 /// <param name="Norm">‖δ‖₂.</param>
-public sealed record DeltaScores(double CosineWithSum, double CosineWithFirst, double CosineWithSecond, double Gain, double CosineWithMixtureTeacher, double Norm)
+public sealed record DeltaScores(
+    double CosineWithSum, double CosineWithFirst, double CosineWithSecond, double Gain, double CosineWithMixtureTeacher, double Norm)
 {
     /// <summary>The scores of <paramref name="delta"/> against the components' and the mixture teacher's deltas.</summary>
     public static DeltaScores Of(float[] delta, float[] first, float[] second, float[] mixtureTeacher)

@@ -52,8 +52,11 @@ public static class ReferenceAdapters
         ?? throw new LlgbmException(
             $"reference method \"{name}\": expected one of {string.Join(", ", All.Select(m => m.Name()))}.");
 
-    /// <summary>The mean teacher of task vectors: their average (<see cref="Merge.Average"/>), a fresh vector.</summary>
-    public static TaskVector MeanTeacher(IEnumerable<TaskVector> teachers) => Merge.Average(teachers);
+    /// <summary>
+    /// The mean teacher of task vectors: their average (<see cref="Controls.MeanTeacher"/>, which is
+    /// <see cref="Merge.Average"/>), a fresh vector.
+    /// </summary>
+    public static TaskVector MeanTeacher(IEnumerable<TaskVector> teachers) => Controls.MeanTeacher(teachers);
 
     /// <summary>
     /// The mean teacher of LoRA sets as a dense set of float32 modules on <paramref name="device"/>: the

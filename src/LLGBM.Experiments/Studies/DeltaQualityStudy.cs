@@ -96,7 +96,8 @@ public static class DeltaQualityStudy
             Make(WeightsName, "raw LoRA weights: A then B of every module (modules in ordinal name order), flattened", e => e.LoraWeights),
             Make(DeltaWeightName, "LoRA update dW = scale * B * A of every module, flattened (invariant to the A/B gauge)", e => e.DeltaWeight),
             Make(PromptsName,
-                $"base model's final-norm hidden state mean-pooled over the tokens of up to {settings.PromptCount} training prompts of the task, averaged (one seeded sample per checkpoint)",
+                $"base model's final-norm hidden state mean-pooled over the tokens of up to {settings.PromptCount} training prompts of the task, " +
+                $"averaged (one seeded sample per checkpoint)",
                 e => e.Prompts),
         ];
     }

@@ -18,7 +18,8 @@ public sealed class DeltaHead : nn.Module<LoraSet, Tensor>
     /// <summary>Flattened factors → delta.</summary>
     public readonly Linear head;
 
-    /// <summary>A head for adapters with <paramref name="paths"/> holding <paramref name="inputs"/> factor entries in all, to deltas of width <paramref name="deltaDim"/>.</summary>
+    /// <summary>A head for adapters with <paramref name="paths"/> holding <paramref name="inputs"/> factor entries in all, to deltas of width
+    /// <paramref name="deltaDim"/>.</summary>
     public DeltaHead(IReadOnlyList<string> paths, long inputs, int deltaDim, long seed) : base(nameof(DeltaHead))
     {
         this.paths = paths;

@@ -21,6 +21,17 @@ public static class GeneratorFactory
             var v => throw new LlgbmException($"Generator config: unknown variant {v}."),
         };
 
+    /// <summary>
+    /// The predictor of one two-stage generator driving the decoder of another (<see cref="TransferredGenerator"/>);
+    /// owns neither.
+    /// </summary>
+    /// <exception cref="LlgbmException">Either generator is not two-stage.</exception>
+    public static LoraGenerator Transferred(LoraGenerator predictor, LoraGenerator decoder, bool standardize = false) =>
+        predictor is TwoStageGenerator p && decoder is TwoStageGenerator d
+            ? new TransferredGenerator(p, d, standardize)
+            : throw new LlgbmException(
+                $"Transfer: the predictor and the decoder must be two-stage generators, found {predictor.GetName()} and {decoder.GetName()}.");
+
     static LoraGenerator Network(GeneratorConfig config, LoraConfig lora, Qwen2Config model, int conditionDim, Device? device) =>
         config.Architecture switch
         {

@@ -37,7 +37,8 @@ public sealed class HyperConvGenerator : LoraGenerator
     /// <summary>The tokens of the initial LoRA [T, W + 2].</summary>
     public readonly Parameter output_bias;
 
-    /// <summary>A decoder for <paramref name="lora"/> adapters of <paramref name="model"/>, K = <see cref="GeneratorConfig.ConditionPrompts"/> encodings of width <paramref name="conditionDim"/>.</summary>
+    /// <summary>A decoder for <paramref name="lora"/> adapters of <paramref name="model"/>, K = <see cref="GeneratorConfig.ConditionPrompts"/> encodings of
+    /// width <paramref name="conditionDim"/>.</summary>
     public HyperConvGenerator(GeneratorConfig config, LoraConfig lora, Qwen2Config model, int conditionDim, long seed, Device? device = null)
         : base(nameof(HyperConvGenerator))
     {
@@ -102,7 +103,9 @@ public sealed class HyperConvGenerator : LoraGenerator
     public Tensor GenerateGrid(Tensor conditions)
     {
         if (conditions.dim() != 3 || conditions.shape[1] != Prompts || conditions.shape[2] != ConditionDim)
-            throw new LlgbmException($"HyperConv generator: conditions must be [N, {Prompts}, {ConditionDim}] (K fixed by condition_prompts), found [{string.Join(", ", conditions.shape)}].");
+            throw new LlgbmException(
+                $"HyperConv generator: conditions must be [N, {Prompts}, {ConditionDim}] (K fixed by condition_prompts), " +
+                $"found [{string.Join(", ", conditions.shape)}].");
         using var scope = NewDisposeScope();
         var x = (conditions - condition_mean) / condition_std;
         for (var i = 0; i < convs.Count; i++)

@@ -23,6 +23,9 @@ public abstract class LoraGenerator(string name) : nn.Module(name)
     /// <summary>The adapters of <paramref name="conditions"/> [N, K, D].</summary>
     public abstract LoraSet Generate(Tensor conditions);
 
+    /// <summary>The generator's delta stages (condition → δ̂ → adapters) when it goes through a delta; otherwise null.</summary>
+    public virtual IDeltaStages? DeltaStages => null;
+
     /// <summary>Sets the per-feature standardisation of the encodings (the training conditions' mean and std, [D] each).</summary>
     public abstract void SetConditionStatistics(Tensor mean, Tensor std);
 

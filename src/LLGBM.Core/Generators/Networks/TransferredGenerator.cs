@@ -29,7 +29,8 @@ public sealed class TransferredGenerator(TwoStageGenerator predictor, TwoStageGe
     static TwoStageGenerator Check(TwoStageGenerator predictor, TwoStageGenerator decoder) =>
         predictor.DeltaDim == decoder.DeltaDim
             ? predictor
-            : throw new LlgbmException($"Transfer: the predictor emits deltas of width {predictor.DeltaDim}, the decoder reads deltas of width {decoder.DeltaDim}.");
+            : throw new LlgbmException(
+                $"Transfer: the predictor emits deltas of width {predictor.DeltaDim}, the decoder reads deltas of width {decoder.DeltaDim}.");
 
     /// <inheritdoc/>
     public override LoraConfig Lora => Decoder.Lora;
@@ -43,7 +44,8 @@ public sealed class TransferredGenerator(TwoStageGenerator predictor, TwoStageGe
         using var scope = NewDisposeScope();
         var delta = Predictor.PredictDelta(conditions);
         if (Standardize)
-            delta = ((delta - Predictor.decoder.condition_mean) / Predictor.decoder.condition_std * Decoder.decoder.condition_std).add(Decoder.decoder.condition_mean, OwnedScalars.One);
+            delta = ((delta - Predictor.decoder.condition_mean) / Predictor.decoder.condition_std * Decoder.decoder.condition_std)
+                .add(Decoder.decoder.condition_mean, OwnedScalars.One);
         var set = Decoder.Decode(delta);
         foreach (var t in set.Tensors())
             t.MoveToOuterDisposeScope();

@@ -13,7 +13,7 @@ namespace LLGBM.Generators;
 /// teachers' own deltas (weight loss plus delta consistency Δ(decode(δ)) ≈ δ); generation chains them, so the decoder
 /// can also be driven by deltas from elsewhere (sums of deltas, retrieved or transferred ones).
 /// </summary>
-public sealed class TwoStageGenerator : LoraGenerator
+public sealed class TwoStageGenerator : LoraGenerator, IDeltaStages
 {
     /// <summary>Per-feature mean of the training conditions' encodings [D] (a buffer).</summary>
     public readonly Tensor condition_mean;
@@ -66,6 +66,9 @@ public sealed class TwoStageGenerator : LoraGenerator
         using var floor = 1e-6.ToScalar();
         condition_std.copy_(std.clamp_min(floor));
     }
+
+    /// <inheritdoc/>
+    public override IDeltaStages DeltaStages => this;
 
     /// <summary>Sets the decoder's standardisation of its input deltas (the training teachers' per-feature mean and std).</summary>
     public void SetDeltaStatistics(Tensor mean, Tensor std) => decoder.SetConditionStatistics(mean, std);

@@ -31,7 +31,9 @@ public sealed class ConditionBank : IDisposable
             progress?.Invoke(task.Spec.Name);
             var encoded = encode(taskTexts);
             if (encoded.dim() != 2 || encoded.shape[0] != taskTexts.Count)
-                throw new LlgbmException($"Condition encoder: {taskTexts.Count} texts of task {task.Spec.Name} gave a tensor of shape [{string.Join(", ", encoded.shape)}], expected [{taskTexts.Count}, D].");
+                throw new LlgbmException(
+                    $"Condition encoder: {taskTexts.Count} texts of task {task.Spec.Name} gave a tensor of shape [{string.Join(", ", encoded.shape)}], " +
+                    $"expected [{taskTexts.Count}, D].");
             Dim = (int)encoded.shape[1];
             pools[task.Spec.Name] = encoded.to_type(ScalarType.Float32).DetachFromDisposeScope();
             texts[task.Spec.Name] = taskTexts;

@@ -34,7 +34,8 @@ public static class GeneratorCheckpoint
         Directory.CreateDirectory(dir);
         var tensors = generator.named_parameters().Select(p => new KeyValuePair<string, Tensor>(p.name, p.parameter))
             .Concat(generator.named_buffers().Select(b => new KeyValuePair<string, Tensor>(b.name, b.buffer)));
-        SafetensorsWriter.Save(Path.Combine(dir, WeightsFile), tensors, new Dictionary<string, string> { ["step"] = step.ToString(CultureInfo.InvariantCulture) });
+        SafetensorsWriter.Save(
+            Path.Combine(dir, WeightsFile), tensors, new Dictionary<string, string> { ["step"] = step.ToString(CultureInfo.InvariantCulture) });
         if (optimizer is not null)
         {
             var temp = Path.Combine(dir, OptimizerFile + AtomicFile.TempSuffix);
@@ -74,7 +75,9 @@ public static class GeneratorCheckpoint
             {
                 using var value = reader.Read(name);
                 if (!value.shape.SequenceEqual(target.shape))
-                    throw new LlgbmException($"{path}: tensor {name} is [{string.Join(", ", value.shape)}] but the generator's is [{string.Join(", ", target.shape)}]; the checkpoint belongs to another configuration.");
+                    throw new LlgbmException(
+                        $"{path}: tensor {name} is [{string.Join(", ", value.shape)}] but the generator's is [{string.Join(", ", target.shape)}]; " +
+                        $"the checkpoint belongs to another configuration.");
                 target.copy_(value);
             }
         if (optimizer is not null)

@@ -264,13 +264,21 @@ public sealed record GeneratorConfig
             if (!ok)
                 throw new LlgbmException($"Generator config: {message}");
         }
-        Check(PathNames.Problem(Name) is null, $"name {PathNames.Quote(Name)} must be a usable directory name: {PathNames.Problem(Name)} (a name is not \".\" or \"..\" and holds no '/', '\\' or control characters).");
-        Check(Conditioning.SentenceEncoders.Names.Contains(Encoder), $"encoder \"{Encoder}\" must be one of {string.Join(", ", Conditioning.SentenceEncoders.Names)}.");
-        Check(ConditionPrompts >= 2, $"condition_prompts ({ConditionPrompts}) must be at least 2: a condition is a batch of K ≥ 2 examples, never one prompt.");
+        Check(
+            PathNames.Problem(Name) is null,
+            $"name {PathNames.Quote(Name)} must be a usable directory name: {PathNames.Problem(Name)} (a name is not \".\" or \"..\" and holds no '/', " +
+            $"'\\' or control characters).");
+        Check(
+            Conditioning.SentenceEncoders.Names.Contains(Encoder),
+            $"encoder \"{Encoder}\" must be one of {string.Join(", ", Conditioning.SentenceEncoders.Names)}.");
+        Check(
+            ConditionPrompts >= 2, $"condition_prompts ({ConditionPrompts}) must be at least 2: a condition is a batch of K ≥ 2 examples, never one prompt.");
         Check(ConditionPool >= ConditionPrompts, $"condition_pool ({ConditionPool}) must be at least condition_prompts ({ConditionPrompts}).");
         Check(HiddenSize >= 1 && EmbeddingSize >= 1 && Depth >= 1, "hidden_size, embedding_size and depth must be positive.");
         Check(HeadInitScale >= 0 && double.IsFinite(HeadInitScale), $"head_init_scale ({HeadInitScale}) must be finite and non-negative.");
-        Check(ConvBlocks.Count >= 1 && ConvBlocks.All(b => b.Length == 2 && b[0] >= 1 && b[1] >= 1), "conv_blocks must be a non-empty list of [channels, width] pairs of positive numbers.");
+        Check(
+            ConvBlocks.Count >= 1 && ConvBlocks.All(b => b.Length == 2 && b[0] >= 1 && b[1] >= 1),
+            "conv_blocks must be a non-empty list of [channels, width] pairs of positive numbers.");
         Check(TokenWidth >= 1, $"token_width ({TokenWidth}) must be positive.");
         Weight.Validate("weight");
         Delta.Validate("delta");

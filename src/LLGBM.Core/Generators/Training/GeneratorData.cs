@@ -93,7 +93,8 @@ public sealed class GeneratorData : IDisposable
         if (config.TrainTasks is null || config.TestTasks is null)
         {
             if (!File.Exists(Path.Combine(inputs.Tasks, SyntheticSuiteFiles.ManifestName)))
-                throw new LlgbmException($"{inputs.Tasks}: no {SyntheticSuiteFiles.ManifestName} with splits; name the tasks with train_tasks and test_tasks in the config.");
+                throw new LlgbmException(
+                    $"{inputs.Tasks}: no {SyntheticSuiteFiles.ManifestName} with splits; name the tasks with train_tasks and test_tasks in the config.");
             split = SyntheticSuiteFiles.ReadSplits(inputs.Tasks).FirstOrDefault(s => s.Name == config.Split)
                 ?? throw new LlgbmException($"{inputs.Tasks}: the suite has no split named \"{config.Split}\".");
         }
@@ -106,12 +107,16 @@ public sealed class GeneratorData : IDisposable
             var kept = LowDataTasks.Subset(train, config.TrainFraction);
             test = [.. test, .. train.Where(t => !kept.Contains(t))];
             train = kept;
-            log?.Invoke($"low-data regime: {train.Count} training tasks kept ({string.Join(", ", train.Select(t => t.Spec.Name))}); the others are evaluated with the held-out tasks");
+            log?.Invoke(
+                $"low-data regime: {train.Count} training tasks kept ({string.Join(", ", train.Select(t => t.Spec.Name))}); " +
+                $"the others are evaluated with the held-out tasks");
         }
         var overlap = train.Select(t => t.Spec.Name).Intersect(test.Select(t => t.Spec.Name)).ToList();
         if (overlap.Count > 0)
             throw new LlgbmException($"Generator config: {string.Join(", ", overlap)} would be both a training and a held-out task.");
-        log?.Invoke($"{(split is null ? "tasks" : "split " + split.Name)}: {train.Count} training tasks, {test.Count} held-out tasks ({string.Join(", ", test.Select(t => t.Spec.Name))})");
+        log?.Invoke(
+            $"{(split is null ? "tasks" : "split " + split.Name)}: {train.Count} training tasks, " +
+            $"{test.Count} held-out tasks ({string.Join(", ", test.Select(t => t.Spec.Name))})");
         var model = Qwen2Checkpoint.Load(inputs.Base, device);
         model.eval();
         foreach (var p in model.parameters())
@@ -159,7 +164,8 @@ public sealed class GeneratorData : IDisposable
         config.DeltaKind switch
         {
             DeltaKind.Activation => DeltaMeasure.Activation(probes, DeltaSpec.Default),
-            DeltaKind.Meaning => DeltaMeasure.Meaning(MeaningProbeSet.FromTasks(train, config.MeaningProbesPerTask, MeaningProbeSeed), MeaningDeltaSpec.Default),
+            DeltaKind.Meaning => DeltaMeasure.Meaning(
+                MeaningProbeSet.FromTasks(train, config.MeaningProbesPerTask, MeaningProbeSeed), MeaningDeltaSpec.Default),
             var k => throw new LlgbmException($"Generator config: unknown delta_kind {k}."),
         };
 

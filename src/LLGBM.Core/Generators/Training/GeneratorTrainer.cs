@@ -102,8 +102,11 @@ public static class GeneratorTrainer
                 {
                     var last = GeneratorCheckpoint.LatestStep(runDir);
                     throw new LlgbmException(
-                        $"Generator training ({config.Name}) stopped at step {step + 1}: the loss is {value} ({string.Join(", ", values.Where(p => p.Key != "loss").Select(p => $"{p.Key} {p.Value.item<float>()}"))}). " +
-                        (last is { } s ? $"The last good checkpoint is step {s} in {GeneratorCheckpoint.StepDir(runDir, s)}." : "No checkpoint was written yet.") +
+                        $"Generator training ({config.Name}) stopped at step {step + 1}: the loss is {value} " +
+                        $"({string.Join(", ", values.Where(p => p.Key != "loss").Select(p => $"{p.Key} {p.Value.item<float>()}"))}). " +
+                        (last is { } s
+                            ? $"The last good checkpoint is step {s} in {GeneratorCheckpoint.StepDir(runDir, s)}."
+                            : "No checkpoint was written yet.") +
                         " Lower the learning rate or the loss weights.");
                 }
                 using var share = fraction.ToScalar();
@@ -129,7 +132,9 @@ public static class GeneratorTrainer
                     logged[name] = v;
                 logged["seconds"] = clock.Elapsed.TotalSeconds;
                 logStep?.Invoke(new GeneratorStepLog(done, logged));
-                log?.Invoke($"step {done}/{config.Steps}  loss {logged["loss"]:F4}  weight {logged.GetValueOrDefault("weight"):F4}  delta {logged.GetValueOrDefault("delta"):F4}  delta_cos {logged.GetValueOrDefault("delta_cosine"):F3}  ({clock.Elapsed.TotalSeconds:F0} s)");
+                log?.Invoke(
+                    $"step {done}/{config.Steps}  loss {logged["loss"]:F4}  weight {logged.GetValueOrDefault("weight"):F4}  delta " +
+                    $"{logged.GetValueOrDefault("delta"):F4}  delta_cos {logged.GetValueOrDefault("delta_cosine"):F3}  ({clock.Elapsed.TotalSeconds:F0} s)");
                 sums.Clear();
                 count = 0;
             }
@@ -149,7 +154,8 @@ public static class GeneratorTrainer
     /// <summary>One training draw: a task, one of its teacher checkpoints, and the seed of its prompt batch.</summary>
     public readonly record struct Draw(string Task, int Teacher, long Seed);
 
-    /// <summary>The draw <paramref name="index"/> of step <paramref name="step"/>: a function of the seed alone, so a resumed run draws as an uninterrupted one.</summary>
+    /// <summary>The draw <paramref name="index"/> of step <paramref name="step"/>: a function of the seed alone, so a resumed run draws as an uninterrupted
+    /// one.</summary>
     public static Draw DrawAt(GeneratorData data, IReadOnlyList<string> tasks, long seed, int step, int index)
     {
         var mixed = PromptBatchesSeed(seed, step, index);
@@ -161,7 +167,8 @@ public static class GeneratorTrainer
 
     static long PromptBatchesSeed(long seed, int step, int index) => Tasks.PromptBatches.BatchSeed(seed, step * 4096 + index);
 
-    /// <summary>The objective's terms for one microbatch (<c>loss</c> is their weighted sum; unweighted terms are only computed when their λ is not zero, except the cheap weight term).</summary>
+    /// <summary>The objective's terms for one microbatch (<c>loss</c> is their weighted sum; unweighted terms are only computed when their λ is not zero,
+    /// except the cheap weight term).</summary>
     static Dictionary<string, Tensor> Terms(
         LoraSet generated, LoraSet teacher, Tensor? tokenLoss, GeneratorData data, GeneratorConfig config, IReadOnlyList<int> teacherIndices,
         IReadOnlyDictionary<string, double> lambdas, Func<LoraSet, Tensor> deltaOf, int deltaRows, double deltaScale)

@@ -79,7 +79,8 @@ public sealed class TeacherBank : IDisposable
         LoraConfig? shared = null;
         try
         {
-            foreach (var checkpoint in manifests.OrderBy(m => m.Task, StringComparer.Ordinal).SelectMany(m => m.Checkpoints.OrderBy(c => c.Step).TakeLast(checkpointsPerTask > 0 ? checkpointsPerTask : int.MaxValue)))
+            foreach (var checkpoint in manifests.OrderBy(m => m.Task, StringComparer.Ordinal)
+                         .SelectMany(m => m.Checkpoints.OrderBy(c => c.Step).TakeLast(checkpointsPerTask > 0 ? checkpointsPerTask : int.MaxValue)))
             {
                 var dir = Path.Combine(poolDir, checkpoint.Adapter);
                 var (config, adapter) = PeftAdapter.Load(dir, model, device);
@@ -87,7 +88,9 @@ public sealed class TeacherBank : IDisposable
                 if (!SameShape(shared, config))
                 {
                     adapter.Dispose();
-                    throw new LlgbmException($"{dir}: its LoRA configuration (r {config.Rank}, targets {string.Join(",", config.TargetModules)}) differs from the pool's first teacher's; a generator emits one shape.");
+                    throw new LlgbmException(
+                        $"{dir}: its LoRA configuration (r {config.Rank}, targets {string.Join(",", config.TargetModules)}) " +
+                        $"differs from the pool's first teacher's; a generator emits one shape.");
                 }
                 var delta = byAdapter.TryGetValue(checkpoint.Adapter, out var d)
                     ? d.Delta.to(device ?? CPU).DetachFromDisposeScope()
@@ -120,7 +123,8 @@ public sealed class TeacherBank : IDisposable
     /// The shuffled-delta control: the delta targets of <paramref name="tasks"/> are permuted across those tasks (a seeded
     /// cyclic shift of a seeded shuffle, so no task keeps its own), checkpoint j of a task taking the delta of checkpoint
     /// j (modulo their count) of its partner. Adapters are untouched, so the weight term is unchanged while the delta term
-    /// asks for another task's behaviour; the entries' own deltas are kept for evaluation. Returns the permutation (task → the task whose deltas it now holds).
+    /// asks for another task's behaviour; the entries' own deltas are kept for evaluation. Returns the permutation (task → the task whose deltas it now
+    /// holds).
     /// </summary>
     public IReadOnlyDictionary<string, string> ShuffleDeltas(IReadOnlyList<string> tasks, long seed)
     {

@@ -99,6 +99,7 @@ public static class DatasetFile
         float or double or decimal => JsonValue.Create(System.Convert.ToDouble(value, CultureInfo.InvariantCulture)),
         IDictionary<string, object> record => new JsonObject(record.Select(p => KeyValuePair.Create(p.Key, ToJson(p.Value)))),
         IEnumerable items => new JsonArray([.. items.Cast<object?>().Select(ToJson)]),
-        _ => throw new NotSupportedException($"a column of type {value.GetType().Name}, which the importer cannot read (expected strings, numbers, booleans, lists and structs)."),
+        _ => throw new NotSupportedException(
+            $"a column of type {value.GetType().Name}, which the importer cannot read (expected strings, numbers, booleans, lists and structs)."),
     };
 }

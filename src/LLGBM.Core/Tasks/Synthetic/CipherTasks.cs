@@ -20,7 +20,9 @@ public static class CipherTasks
     public static IReadOnlyList<SyntheticTask> All()
     {
         var tasks = ShiftK
-            .Select(k => Make($"shift-{k}", $"Shift {k}.", $"each letter shifted {k} places forward within a-h (h wraps to a)", c => (char)('a' + (c - 'a' + k) % AlphabetSize), "shift-k", k))
+            .Select(k => Make(
+                $"shift-{k}", $"Shift {k}.", $"each letter shifted {k} places forward within a-h (h wraps to a)",
+                c => (char)('a' + (c - 'a' + k) % AlphabetSize), "shift-k", k))
             .ToList();
         tasks.Add(Make("atbash", "Mirror.", "each letter mirrored within a-h (a and h swap)", c => (char)('a' + AlphabetSize - 1 - (c - 'a'))));
         return tasks;

@@ -1,7 +1,8 @@
 namespace LLGBM.Tasks.Synthetic;
 
 /// <summary>
-/// Domain "strings": the prompt is a random lower-case word of 4 letters (a fixed length keeps answer letters aligned with input letters) followed by " ->" (e.g. "kqzm ->");
+/// Domain "strings": the prompt is a random lower-case word of 4 letters (a fixed length keeps answer letters aligned with input letters) followed by " ->"
+/// (e.g. "kqzm ->");
 /// tasks differ in the string operation.
 /// </summary>
 public static class StringTasks

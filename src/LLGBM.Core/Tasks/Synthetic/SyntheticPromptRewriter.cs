@@ -61,10 +61,12 @@ public static partial class SyntheticPromptRewriter
             if (template.Pattern.Match(prompt) is { Success: true } match)
                 return (template.Domain, match.Groups[1].Value);
         throw new LlgbmException(
-            $"Prompt rewrite: \"{prompt}\" follows none of the synthetic suite's prompt templates (\"047 =\", \"kqzm ->\", \"code bhad :\", \"words: red cat pear ?\", \"pick 34 71 12 55 :\").");
+            $"Prompt rewrite: \"{prompt}\" follows none of the synthetic suite's prompt templates (\"047 =\", \"kqzm ->\", \"code bhad :\", " +
+            $"\"words: red cat pear ?\", \"pick 34 71 12 55 :\").");
     }
 
-    /// <summary>The phrasing or layout an example with <paramref name="prompt"/> gets: the 64-bit FNV-1a hash of its UTF-16 code units modulo <paramref name="count"/>.</summary>
+    /// <summary>The phrasing or layout an example with <paramref name="prompt"/> gets: the 64-bit FNV-1a hash of its UTF-16 code units modulo
+    /// <paramref name="count"/>.</summary>
     public static int VariantOf(string prompt, int count)
     {
         var h = 14695981039346656037UL;

@@ -115,7 +115,8 @@ public static class SyntheticSuite
             Domain = "mixture",
             Kind = TaskKind.Generation,
             Extraction = AnswerExtraction.FirstLine,
-            Description = $"Synthetic mixture: half the examples of {first.Spec.Name} ({first.Spec.Domain}), half of {second.Spec.Name} ({second.Spec.Domain}).",
+            Description = $"Synthetic mixture: half the examples of {first.Spec.Name} ({first.Spec.Domain}), " +
+                $"half of {second.Spec.Name} ({second.Spec.Domain}).",
             Components = [first.Spec.Name, second.Spec.Name],
         };
         return new TaskData(spec, Interleave(first.Train, second.Train), Interleave(first.Test, second.Test));
