@@ -33,6 +33,17 @@ let private randomAdapter (seed: int64) (targets: string list) =
 
     new LoraSet(Dictionary modules, ownsTensors = true)
 
+/// The modules of two adapters stacked into per-example factors [2, …] (adapter a first).
+let private stacked (a: LoraSet) (b: LoraSet) =
+    a.Modules
+    |> Seq.map (fun kv ->
+        let other = b.Modules[kv.Key]
+
+        kv.Key,
+        LoraModule.LowRank(torch.stack ([| kv.Value.A; other.A |]), torch.stack ([| kv.Value.B; other.B |]), 2.0))
+    |> dict
+    |> Dictionary
+
 let private logits (model: Qwen2ForCausalLM) ids (lora: LoraSet) =
     use out = model.Forward(ids, ForwardOptions(Lora = lora))
     out.Logits.detach().clone()
@@ -88,20 +99,7 @@ let tests =
             use a = randomAdapter 7L [ "q_proj"; "v_proj"; "down_proj" ]
             use b = randomAdapter 8L [ "q_proj"; "v_proj"; "down_proj" ]
 
-            let stacked =
-                a.Modules
-                |> Seq.map (fun kv ->
-                    let other = b.Modules[kv.Key]
-
-                    kv.Key,
-                    LoraModule.LowRank(
-                        torch.stack ([| kv.Value.A; other.A |]),
-                        torch.stack ([| kv.Value.B; other.B |]),
-                        2.0
-                    ))
-                |> dict
-
-            use batched = new LoraSet(Dictionary stacked, ownsTensors = true)
+            use batched = new LoraSet(stacked a b, ownsTensors = true)
             Expect.isTrue batched.IsBatched "batched"
             use ids = randomIds 9L 64 2 5
             let both = logits model ids batched
@@ -115,6 +113,41 @@ let tests =
                 errorMessage<LlgbmException>(fun () -> logits model three batched |> ignore)
 
             Expect.stringContains message "2 per-example adapters" "batch size mismatch is an error"
+        }
+
+        test "Forward: with k rows per adapter, rows n·k … n·k + k − 1 run under adapter n, as each group alone does" {
+            use model = micro 6L
+            use a = randomAdapter 7L [ "q_proj"; "v_proj"; "down_proj" ]
+            use b = randomAdapter 8L [ "q_proj"; "v_proj"; "down_proj" ]
+
+            let stacked =
+                a.Modules
+                |> Seq.map (fun kv ->
+                    let other = b.Modules[kv.Key]
+
+                    kv.Key,
+                    LoraModule.LowRank(
+                        torch.stack ([| kv.Value.A; other.A |]),
+                        torch.stack ([| kv.Value.B; other.B |]),
+                        2.0
+                    ))
+                |> dict
+
+            use grouped =
+                new LoraSet(Dictionary stacked, ownsTensors = true, RowsPerAdapter = 3)
+
+            use ids = randomIds 11L 64 6 5
+            let all = logits model ids grouped
+            let first = logits model (ids.narrow (0, 0, 3)) a
+            let second = logits model (ids.narrow (0, 3, 3)) b
+            Expect.isLessThan (maxAbsDiff (all.narrow (0, 0, 3)) first) 1e-4 "rows 0-2 with adapter a"
+            Expect.isLessThan (maxAbsDiff (all.narrow (0, 3, 3)) second) 1e-4 "rows 3-5 with adapter b"
+            use four = randomIds 12L 64 4 5
+
+            let message =
+                errorMessage<LlgbmException>(fun () -> logits model four grouped |> ignore)
+
+            Expect.stringContains message "2 per-example adapters of 3 rows each" "a batch of another size is an error"
         }
 
         test "Forward: a dense ΔW module equals the low-rank module of the same product" {

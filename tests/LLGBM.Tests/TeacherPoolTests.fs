@@ -1,5 +1,6 @@
 module LLGBM.Tests.TeacherPoolTests
 
+open System.Collections.Generic
 open System.IO
 open System.Security.Cryptography
 open Expecto
@@ -10,6 +11,7 @@ open LLGBM.Tasks
 open LLGBM.Tasks.Synthetic
 open LLGBM.Teachers
 open LLGBM.Tests.TestModels
+open TorchSharp
 
 let private sha256 (path: string) =
     System.Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes path))
@@ -151,6 +153,70 @@ let tests =
                     "adapters of the earlier run are gone")
         }
 
+        test "Train with several teachers at once writes the pool one-at-a-time training writes, up to rounding" {
+            SafetensorsTests.Kit.withTempDir (fun root ->
+                let baseDir, suite = fixture root
+                let tasks = [| "upper"; "add-2"; "largest" |]
+
+                let pool name atOnce =
+                    let out = Path.Combine(root, name)
+
+                    TeacherPool.Train(
+                        TeacherPoolSettings(
+                            BaseModel = baseDir,
+                            TasksRoot = suite,
+                            Output = out,
+                            Training = small,
+                            Tasks = tasks,
+                            TeachersAtOnce = atOnce
+                        )
+                    )
+                    |> ignore
+
+                    out, TeacherPool.ReadManifest out
+
+                let aloneDir, alone = pool "alone" 1
+                let togetherDir, together = pool "together" 3
+
+                Expect.sequenceEqual
+                    [ for m in together -> m.Task, [ for c in m.Checkpoints -> c.Step, c.Adapter ] ]
+                    [ for m in alone -> m.Task, [ for c in m.Checkpoints -> c.Step, c.Adapter ] ]
+                    "the same tasks, steps and adapter folders"
+
+                use model = Qwen2Checkpoint.Load baseDir
+
+                for m in alone do
+                    for c in m.Checkpoints do
+                        let struct (_, a) =
+                            PeftAdapter.Load(Path.Combine(aloneDir, c.Adapter), model.Config)
+
+                        use a = a
+
+                        let struct (_, b) =
+                            PeftAdapter.Load(Path.Combine(togetherDir, c.Adapter), model.Config)
+
+                        use b = b
+
+                        // ΔW = scale · B · A, the adapter's effect, agrees to 1e-5; the factors to 1e-4, since AdamW's
+                        // first, sign-like steps on A while B is near 0 magnify the rounding of the batched pass.
+                        for KeyValue(path, expected) in a.Modules do
+                            let actual = b.Modules[path]
+                            use dwA = expected.DeltaWeight()
+                            use dwB = actual.DeltaWeight()
+                            Expect.isLessThan (maxAbsDiff dwB dwA) 1e-5 $"{c.Adapter} {path} ΔW"
+                            Expect.isLessThan (maxAbsDiff actual.A expected.A) 1e-4 $"{c.Adapter} {path} A"
+                            Expect.isLessThan (maxAbsDiff actual.B expected.B) 1e-4 $"{c.Adapter} {path} B"
+
+                    let byTask = together |> Seq.find (fun t -> t.Task = m.Task)
+
+                    for c, d in Seq.zip m.Checkpoints byTask.Checkpoints do
+                        Expect.floatClose
+                            { absolute = 1e-5; relative = 1e-5 }
+                            d.TrainLoss
+                            c.TrainLoss
+                            $"{c.Adapter}: loss")
+        }
+
         test "TeacherTrainer.Train: the training loss falls and the base model is left untouched" {
             SafetensorsTests.Kit.withTempDir (fun root ->
                 let baseDir, suite = fixture root
@@ -186,5 +252,80 @@ let tests =
 
             Expect.equal code 2 "exit code"
             Expect.stringContains (err.ToString()) "0 ≤ i < n" "explains"
+        }
+        test "TeacherTrainer.TrainBatched trains each teacher as its own run does, clipping and AdamW state included" {
+            SafetensorsTests.Kit.withTempDir (fun root ->
+                let baseDir, suite = fixture root
+                use model = Qwen2Checkpoint.Load baseDir
+                let tokenizer = LLGBM.Text.Tokenizers.Load baseDir
+                // Tasks of different lengths (so the batched rows are padded further than one task's), and a clip norm
+                // small enough that every step clips: a clip over all teachers together would differ.
+                let tasks =
+                    [| "upper"; "add-2"; "largest" |]
+                    |> Array.map (fun n -> TaskDirectory.Load(Path.Combine(suite, n)))
+
+                let settings =
+                    TeacherTrainingSettings(
+                        Steps = 6,
+                        BatchSize = 4,
+                        WarmupSteps = 1,
+                        Checkpoints = 2,
+                        Every = 2,
+                        ClipNorm = 0.05
+                    )
+
+                // What is compared: every module's factors and its ΔW = scale · B · A (the adapter's effect).
+                let keep (t: int) step (adapter: LoraSet) (loss: float) =
+                    let factors = [
+                        for KeyValue(path, m) in adapter.Modules do
+                            yield $"{path}.A", m.A.detach().clone().DetachFromDisposeScope()
+                            yield $"{path}.B", m.B.detach().clone().DetachFromDisposeScope()
+                            yield $"{path}.ΔW", m.DeltaWeight().detach().DetachFromDisposeScope()
+                    ]
+
+                    (t, step), (factors, loss)
+
+                let alone = Dictionary<int * int, (string * torch.Tensor) list * float>()
+
+                for t, task in Array.indexed tasks do
+                    TeacherTrainer.Train(
+                        model,
+                        tokenizer,
+                        task,
+                        settings,
+                        (fun step adapter loss ->
+                            let key, value = keep t step adapter loss
+                            alone[key] <- value)
+                    )
+
+                let together = Dictionary<int * int, (string * torch.Tensor) list * float>()
+
+                TeacherTrainer.TrainBatched(
+                    model,
+                    tokenizer,
+                    tasks,
+                    settings,
+                    (fun t step adapter loss ->
+                        let key, value = keep t step adapter loss
+                        together[key] <- value)
+                )
+
+                Expect.sequenceEqual (together.Keys |> Seq.sort) (alone.Keys |> Seq.sort) "the same teachers and steps"
+
+                for KeyValue(key, (factors, loss)) in alone do
+                    let batchedFactors, batchedLoss = together[key]
+                    Expect.floatClose { absolute = 1e-5; relative = 1e-5 } batchedLoss loss $"{key}: mean loss"
+
+                    // Not bit for bit: the batched pass pads further and multiplies in other shapes, and AdamW's first,
+                    // sign-like steps on A (while B is near 0) magnify that rounding with the learning rate.
+                    for (name, expected), (_, actual) in List.zip factors batchedFactors do
+                        Expect.isLessThan (maxAbsDiff actual expected) 1e-5 $"{key} {name}"
+
+                    let bNorm =
+                        factors
+                        |> List.filter (fun (n, _) -> n.EndsWith ".B")
+                        |> List.sumBy (fun (_, b) -> b.abs().sum().item<float32>() |> float)
+
+                    Expect.isGreaterThan bNorm 0.0 $"{key}: the adapter has moved from its no-op start")
         }
     ]

@@ -21,6 +21,7 @@ public static class BenchCommand
         bench.Subcommands.Add(CreateDelta());
         bench.Subcommands.Add(CreateGenerator());
         bench.Subcommands.Add(CreateScalars());
+        bench.Subcommands.Add(CreateTeachers());
         return bench;
     }
 
@@ -47,6 +48,64 @@ public static class BenchCommand
             CommandAction.Out(parse).WriteLine(
                 $"{result.Rounds} rounds (each a forward pass, a generation and a training step) in {result.Seconds:F0} s under {result.Collections} forced " +
                 $"collections; every round matched the first");
+            return 0;
+        });
+        return command;
+    }
+
+    static Command CreateTeachers()
+    {
+        var preset = new Option<string>("--preset")
+        {
+            Description = "Architecture of the random-weight base model (a preset name: tiny, micro, ...).",
+            DefaultValueFactory = _ => "tiny",
+        };
+        var counts = new Option<int[]>("--teachers")
+        {
+            Description = "Numbers of teachers trained together to measure.",
+            DefaultValueFactory = _ => [4, 16, 32],
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var steps = new Option<int>("--steps") { Description = "Timed training steps per measurement.", DefaultValueFactory = _ => 4 };
+        var batch = new Option<int>("--batch") { Description = "Each teacher's examples per step.", DefaultValueFactory = _ => 32 };
+        var sameTask = new Option<bool>("--same-task")
+        {
+            Description = "Train every batched teacher on one task (default: the suite's tasks in turn, whose longest examples set the padded length).",
+        };
+        var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON instead of a table." };
+        var command = new Command(
+            "teachers",
+            "Teacher-steps per second of training teachers one at a time and N at once in one batched pass (teachers train --at-once N), " +
+            "the speed-up measured against one at a time in the same run.")
+        {
+            preset, counts, steps, batch, sameTask, device, json,
+        };
+        CommandAction.Set(command, parse =>
+        {
+            var settings = new TeacherBenchmarkSettings
+            {
+                Preset = parse.GetValue(preset)!,
+                TeacherCounts = parse.GetValue(counts) ?? [],
+                Steps = parse.GetValue(steps),
+                BatchSize = parse.GetValue(batch),
+                SameTask = parse.GetValue(sameTask),
+                Device = TorchChoices.Device(parse.GetValue(device)!),
+            };
+            var result = TeacherBenchmark.Run(settings, line => CommandAction.Err(parse).WriteLine($"[bench] {line}"));
+            if (parse.GetValue(json))
+            {
+                CommandAction.Out(parse).WriteLine(JsonSerializer.Serialize(result, LlgbmJson.Options));
+                return 0;
+            }
+            var table = new Table().AddColumns("teachers at once", "ms per step", "teacher-steps / s", "speed-up");
+            table.AddRow("1 (one at a time)", $"{result.OneAtATimeSecondsPerStep * 1e3:F0}", $"{result.OneAtATimeTeacherStepsPerSecond:F1}", "1.0×");
+            foreach (var row in result.Batched)
+                table.AddRow($"{row.Teachers}", $"{row.SecondsPerStep * 1e3:F0}", $"{row.TeacherStepsPerSecond:F1}", $"{row.SpeedUp:F1}×");
+            CommandAction.Write(CommandAction.Out(parse), table);
+            CommandAction.Out(parse).WriteLine(
+                $"{result.Model} on {result.Device}, {result.BatchSize} examples per teacher-step, {result.Steps} timed steps each; " +
+                $"batched teachers {(result.SameTask ? "all on one task" : "on the suite's tasks in turn")}");
             return 0;
         });
         return command;

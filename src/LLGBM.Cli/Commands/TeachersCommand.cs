@@ -50,6 +50,12 @@ public static class TeachersCommand
             Description = "Test examples scored per kept adapter.",
             DefaultValueFactory = _ => defaults.EvaluationLimit,
         };
+        var atOnce = new Option<int>("--at-once")
+        {
+            Description = "Teachers trained together in one batched forward/backward pass (each with its own examples, loss, " +
+                "clipping and optimiser state, so each follows its one-at-a-time run up to rounding); 1 trains them one at a time.",
+            DefaultValueFactory = _ => 1,
+        };
         var shard = new Option<string>("--shard")
         {
             Description = "i/n: train only shard i (0-based) of n, e.g. one Slurm array task each.",
@@ -61,7 +67,7 @@ public static class TeachersCommand
             "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; " +
             "finished tasks are skipped. Progress goes to standard error: a progress bar per task on a terminal, otherwise a line every 50 steps.")
         {
-            baseModel, tasks, output, only, steps, batch, lr, rank, alpha, targets, checkpoints, every, seed, evalLimit, shard, device,
+            baseModel, tasks, output, only, steps, batch, lr, rank, alpha, targets, checkpoints, every, seed, evalLimit, atOnce, shard, device,
         };
         CommandAction.Set(command, parse =>
         {
@@ -94,6 +100,7 @@ public static class TeachersCommand
                 Tasks = selected is { Length: > 0 } ? selected : null,
                 ShardIndex = index,
                 ShardCount = count,
+                TeachersAtOnce = parse.GetValue(atOnce),
             };
             var manifests = StepProgress.Run(err, "teachers", 50, progress => TeacherPool.Train(
                 settings,

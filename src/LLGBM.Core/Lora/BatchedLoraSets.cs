@@ -55,6 +55,6 @@ public static class BatchedLoraSets
                 B = m.B?.narrow(0, start, count),
                 Delta = m.Delta?.narrow(0, start, count),
             };
-        return new LoraSet(modules, ownsTensors: false, batched.Dropout);
+        return new LoraSet(modules, ownsTensors: false, batched.Dropout) { RowsPerAdapter = batched.RowsPerAdapter };
     }
 }

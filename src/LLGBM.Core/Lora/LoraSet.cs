@@ -33,6 +33,12 @@ public sealed class LoraSet : IDisposable
     /// <summary>Dropout on the LoRA input while the model is in training mode.</summary>
     public double Dropout { get; }
 
+    /// <summary>
+    /// With per-example modules, the consecutive rows of the batch each adapter applies to: 1 (row n uses adapter n), or
+    /// k (rows n·k … n·k + k − 1 use adapter n; several teachers trained in one pass). The batch has Count · k rows.
+    /// </summary>
+    public int RowsPerAdapter { get; init; } = 1;
+
     /// <summary>The modules by path.</summary>
     public IReadOnlyDictionary<string, LoraModule> Modules => modules;
 

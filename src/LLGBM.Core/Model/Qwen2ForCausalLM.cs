@@ -106,8 +106,10 @@ public sealed class Qwen2ForCausalLM : nn.Module
         if (options.Lora is { } lora)
         {
             lora.ValidateFor(Config);
-            if (lora.IsBatched && lora.Count != batch)
-                throw new LlgbmException($"Forward: the LoRA set holds {lora.Count} per-example adapters but the batch has {batch} rows.");
+            if (lora.IsBatched && lora.Count * lora.RowsPerAdapter != batch)
+                throw new LlgbmException(
+                    $"Forward: the LoRA set holds {lora.Count} per-example adapters" +
+                    $"{(lora.RowsPerAdapter > 1 ? $" of {lora.RowsPerAdapter} rows each" : "")} but the batch has {batch} rows.");
         }
 
         var maskForPositions = paddingMask ?? ones(batch, past + length, dtype: ScalarType.Int64, device: inputIds.device);

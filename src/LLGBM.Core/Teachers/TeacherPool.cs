@@ -31,6 +31,12 @@ public sealed record TeacherPoolSettings
 
     /// <summary>The number of shards.</summary>
     public int ShardCount { get; init; } = 1;
+
+    /// <summary>
+    /// Teachers trained together in one batched pass (<see cref="TeacherTrainer.TrainBatched"/>); 1 trains them one at a
+    /// time. Either way each teacher follows its own run, up to floating-point rounding.
+    /// </summary>
+    public int TeachersAtOnce { get; init; } = 1;
 }
 
 /// <summary>
@@ -55,6 +61,8 @@ public static class TeacherPool
         settings.Training.Validate();
         if (settings.ShardCount <= 0 || settings.ShardIndex < 0 || settings.ShardIndex >= settings.ShardCount)
             throw new LlgbmException($"--shard {settings.ShardIndex}/{settings.ShardCount}: expected i/n with 0 ≤ i < n.");
+        if (settings.TeachersAtOnce <= 0)
+            throw new LlgbmException($"--at-once {settings.TeachersAtOnce}: expected a positive number of teachers.");
         var all = TaskSuite.LoadAll(settings.TasksRoot);
         if (settings.Tasks is { } names)
         {
@@ -87,8 +95,14 @@ public static class TeacherPool
         {
             using var model = Qwen2Checkpoint.Load(settings.BaseModel, settings.Training.Device);
             var tokenizer = Tokenizers.Load(settings.BaseModel);
-            foreach (var task in todo)
-                manifests.Add(TrainTask(settings, model, tokenizer, task, key, baseHash, progress, log));
+            // Batched teachers share one padded length, so tasks of similar lengths are put together.
+            var order = settings.TeachersAtOnce == 1
+                ? todo
+                : [.. todo
+                    .OrderBy(t => t.Train.Count == 0 ? 0 : t.Train.Average(e => e.Prompt.Length + e.Answer.Length))
+                    .ThenBy(t => t.Spec.Name, StringComparer.Ordinal)];
+            foreach (var chunk in order.Chunk(settings.TeachersAtOnce))
+                manifests.AddRange(TrainTasks(settings, model, tokenizer, chunk, key, baseHash, progress, log));
         }
         WriteManifest(settings.Output);
         return manifests.OrderBy(m => m.Task, StringComparer.Ordinal).ToList();
@@ -127,23 +141,55 @@ public static class TeacherPool
         }
     }
 
-    static TeacherTaskManifest TrainTask(
-        TeacherPoolSettings settings, Model.Qwen2ForCausalLM model, ITokenizer tokenizer, TaskData task, string key, string baseHash,
-        Action<TeacherProgress>? progress, Action<string>? log)
+    // Trains the tasks of one chunk (one at a time, or batched when there are several) and writes their records.
+    static IReadOnlyList<TeacherTaskManifest> TrainTasks(
+        TeacherPoolSettings settings, Model.Qwen2ForCausalLM model, ITokenizer tokenizer, IReadOnlyList<TaskData> tasks, string key,
+        string baseHash, Action<TeacherProgress>? progress, Action<string>? log)
     {
-        var name = task.Spec.Name;
-        var taskDir = Path.Combine(settings.Output, name);
-        Directory.CreateDirectory(taskDir);
-        // A task is retrained whole: its record goes first, then adapters of earlier runs (other steps or settings).
-        File.Delete(Path.Combine(taskDir, TaskManifestName));
-        foreach (var stale in Directory.EnumerateDirectories(taskDir, "*step-*"))
-            Directory.Delete(stale, recursive: true);
-        var checkpoints = new List<TeacherCheckpoint>();
+        var recorders = tasks.Select(t => new TaskRecorder(settings, model, tokenizer, t, log)).ToList();
         var evaluation = new Stopwatch();
         var watch = Stopwatch.StartNew();
-        TeacherTrainer.Train(model, tokenizer, task, settings.Training, (step, adapter, loss) =>
+        void Keep(int t, int step, LoraSet adapter, double loss)
         {
             evaluation.Start();
+            recorders[t].Keep(step, adapter, loss);
+            evaluation.Stop();
+        }
+        if (tasks.Count == 1)
+            TeacherTrainer.Train(model, tokenizer, tasks[0], settings.Training, (step, adapter, loss) => Keep(0, step, adapter, loss), progress);
+        else
+            TeacherTrainer.TrainBatched(model, tokenizer, tasks, settings.Training, Keep, progress);
+        // Batched teachers share their training time equally.
+        var seconds = (watch.Elapsed.TotalSeconds - evaluation.Elapsed.TotalSeconds) / tasks.Count;
+        return [.. recorders.Select(r => r.Finish(key, baseHash, seconds))];
+    }
+
+    // One task's part of the pool: its folder emptied of earlier runs, each kept adapter saved (atomically) and scored,
+    // and finally its teacher.json.
+    sealed class TaskRecorder
+    {
+        readonly TeacherPoolSettings settings;
+        readonly Model.Qwen2ForCausalLM model;
+        readonly ITokenizer tokenizer;
+        readonly TaskData task;
+        readonly Action<string>? log;
+        readonly string taskDir;
+        readonly List<TeacherCheckpoint> checkpoints = [];
+
+        public TaskRecorder(TeacherPoolSettings settings, Model.Qwen2ForCausalLM model, ITokenizer tokenizer, TaskData task, Action<string>? log)
+        {
+            (this.settings, this.model, this.tokenizer, this.task, this.log) = (settings, model, tokenizer, task, log);
+            taskDir = Path.Combine(settings.Output, task.Spec.Name);
+            Directory.CreateDirectory(taskDir);
+            // A task is retrained whole: its record goes first, then adapters of earlier runs (other steps or settings).
+            File.Delete(Path.Combine(taskDir, TaskManifestName));
+            foreach (var stale in Directory.EnumerateDirectories(taskDir, "*step-*"))
+                Directory.Delete(stale, recursive: true);
+        }
+
+        public void Keep(int step, LoraSet adapter, double loss)
+        {
+            var name = task.Spec.Name;
             var relative = Path.Combine(name, $"step-{step:D5}");
             var final = Path.Combine(settings.Output, relative);
             var temp = Path.Combine(taskDir, $".step-{step:D5}.tmp");
@@ -165,11 +211,15 @@ public static class TeacherPool
                 ContentHash.OfFile(Path.Combine(final, PeftAdapter.WeightsFileName)),
                 ContentHash.OfFile(Path.Combine(final, PeftAdapter.ConfigFileName))));
             log?.Invoke($"{name}: step {step}, train loss {loss:F4}, test accuracy {result.Accuracy:P1}");
-            evaluation.Stop();
-        }, progress);
-        var manifest = new TeacherTaskManifest(name, key, baseHash, watch.Elapsed.TotalSeconds - evaluation.Elapsed.TotalSeconds, checkpoints);
-        AtomicFile.WriteText(Path.Combine(taskDir, TaskManifestName), JsonSerializer.Serialize(manifest, TeacherTaskManifest.JsonOptions) + "\n");
-        return manifest;
+        }
+
+        public TeacherTaskManifest Finish(string key, string baseHash, double seconds)
+        {
+            var manifest = new TeacherTaskManifest(task.Spec.Name, key, baseHash, seconds, checkpoints);
+            AtomicFile.WriteText(
+                Path.Combine(taskDir, TaskManifestName), JsonSerializer.Serialize(manifest, TeacherTaskManifest.JsonOptions) + "\n");
+            return manifest;
+        }
     }
 
     static TeacherTaskManifest? ReadTaskManifest(string output, string task)

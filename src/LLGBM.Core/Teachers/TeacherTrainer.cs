@@ -4,6 +4,8 @@ using LLGBM.Tasks;
 using LLGBM.Tasks.Synthetic;
 using LLGBM.Text;
 using LLGBM.Training;
+using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace LLGBM.Teachers;
@@ -84,6 +86,139 @@ public static class TeacherTrainer
             foreach (var (p, requiresGrad) in frozen)
                 p.requires_grad = requiresGrad;
             model.train(wasTraining);
+        }
+    }
+
+    /// <summary>
+    /// Trains one teacher for each of <paramref name="tasks"/> at once: every step runs the N teachers' batches as one
+    /// forward/backward pass of N × batch-size rows, rows of teacher t under adapter t (the per-example LoRA path), with
+    /// each teacher's own examples (drawn as <see cref="Train"/> draws them), loss (the mean over its own completion
+    /// tokens), gradient-norm clipping and AdamW state (the factors are stacked [N, …] and AdamW is element-wise), so each
+    /// teacher follows its one-at-a-time run up to floating-point rounding. <paramref name="checkpoint"/> receives the
+    /// teacher's index, the step, its adapter (valid only during the call) and its mean loss since its previous
+    /// checkpoint. With LoRA dropout the teachers draw their dropout masks from one stream, unlike separate runs.
+    /// </summary>
+    public static void TrainBatched(
+        Qwen2ForCausalLM model, ITokenizer tokenizer, IReadOnlyList<TaskData> tasks, TeacherTrainingSettings settings,
+        Action<int, int, LoraSet, double> checkpoint, Action<TeacherProgress>? progress = null)
+    {
+        settings.Validate();
+        if (tasks.Count == 0)
+            throw new LlgbmException("Teacher training: no tasks to train.");
+        var n = tasks.Count;
+        var examples = tasks.Select(task =>
+        {
+            var encoded = task.Train.Select(e => CompletionExamples.Encode(tokenizer, task.Spec, e, PromptFormat.Bare)).ToArray();
+            return encoded.Length > 0
+                ? encoded
+                : throw new LlgbmException($"Teacher training: task {task.Spec.Name} has no training examples.");
+        }).ToArray();
+        var randoms = tasks.Select(t => new Random(SyntheticSuite.TaskSeed(settings.Seed, t.Spec.Name))).ToArray();
+        var keep = settings.CheckpointSteps().ToHashSet();
+        var frozen = model.parameters().Select(p => (p, p.requires_grad)).ToList();
+        var wasTraining = model.training;
+        using var adapters = Stacked(settings, model, tasks);
+        var parameters = adapters.Parameters().ToList();
+        try
+        {
+            foreach (var (p, _) in frozen)
+                p.requires_grad = false;
+            model.train();
+            var schedule = new LearningRateSchedule { Peak = settings.LearningRate, WarmupSteps = settings.WarmupSteps, TotalSteps = settings.Steps };
+            using var optimizer = new AdamWWithOwnedScalars(parameters, settings.LearningRate, weight_decay: settings.WeightDecay);
+            var lossSums = new double[n];
+            var lossCounts = new int[n];
+            for (var step = 0; step < settings.Steps; step++)
+            {
+                using var scope = NewDisposeScope();
+                var batchExamples = new (IReadOnlyList<int>, IReadOnlyList<int>)[n * settings.BatchSize];
+                for (var t = 0; t < n; t++)
+                    for (var i = 0; i < settings.BatchSize; i++)
+                        batchExamples[t * settings.BatchSize + i] = examples[t][randoms[t].Next(examples[t].Length)];
+                using var batch = CompletionBatch.Create(batchExamples, tokenizer.EndOfTextId, settings.Device);
+                foreach (var group in optimizer.ParamGroups)
+                    group.LearningRate = schedule.At(step);
+                optimizer.zero_grad();
+                using var output = model.Forward(batch.Ids, new ForwardOptions { AttentionMask = batch.Mask, Lora = adapters });
+                var losses = batch.GroupLosses(output.Logits!, n);
+                var values = losses.detach().cpu().data<float>().ToArray();
+                for (var t = 0; t < n; t++)
+                    if (!float.IsFinite(values[t]))
+                        throw new LlgbmException(
+                            $"Teacher training on {tasks[t].Spec.Name} diverged at step {step}: the loss is {values[t]}. Lower the learning rate.");
+                losses.sum().backward();
+                ClipEach(parameters, n, settings.ClipNorm);
+                optimizer.step();
+                for (var t = 0; t < n; t++)
+                {
+                    lossSums[t] += values[t];
+                    lossCounts[t]++;
+                    progress?.Invoke(new TeacherProgress(tasks[t].Spec.Name, step + 1, settings.Steps, values[t]));
+                }
+                if (keep.Contains(step + 1))
+                {
+                    using var noGrad = no_grad();
+                    for (var t = 0; t < n; t++)
+                    {
+                        using var adapter = BatchedLoraSets.Select(adapters, t);
+                        checkpoint(t, step + 1, adapter, lossSums[t] / lossCounts[t]);
+                        lossSums[t] = 0;
+                        lossCounts[t] = 0;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            foreach (var (p, requiresGrad) in frozen)
+                p.requires_grad = requiresGrad;
+            model.train(wasTraining);
+        }
+    }
+
+    // The teachers' initial adapters (each as Train initialises it, from its task's seed) stacked into one set of
+    // trainable factors A [N, r, in], B [N, out, r].
+    static LoraSet Stacked(TeacherTrainingSettings settings, Qwen2ForCausalLM model, IReadOnlyList<TaskData> tasks)
+    {
+        var initial = tasks
+            .Select(t => LoraSet.Initialize(settings.Lora, model.Config, SyntheticSuite.TaskSeed(settings.Seed, t.Spec.Name), settings.Device, model.Dtype))
+            .ToList();
+        try
+        {
+            var modules = new Dictionary<string, LoraModule>();
+            using (no_grad())
+                foreach (var (path, first) in initial[0].Modules)
+                    modules[path] = LoraModule.LowRank(
+                        new Parameter(stack(initial.Select(s => s.Modules[path].A!).ToArray()).DetachFromDisposeScope()),
+                        new Parameter(stack(initial.Select(s => s.Modules[path].B!).ToArray()).DetachFromDisposeScope()),
+                        first.Scale);
+            return new LoraSet(modules, ownsTensors: true, settings.Lora.Dropout) { RowsPerAdapter = settings.BatchSize };
+        }
+        finally
+        {
+            foreach (var s in initial)
+                s.Dispose();
+        }
+    }
+
+    // Gradient-norm clipping of each teacher's slice [t] of the stacked factors on its own, as clip_grad_norm_ clips
+    // one teacher's factors: coefficient min(1, max / (‖g_t‖ + 1e-6)).
+    static void ClipEach(IReadOnlyList<Parameter> parameters, int n, double maxNorm)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var squares = parameters.Select(p => p.grad!.reshape(n, -1).pow(OwnedScalars.Two).sum(1)).ToArray();
+        var norms = stack(squares).sum(dim: 0).sqrt();
+        using var epsilon = 1e-6.ToScalar();
+        using var max = maxNorm.ToScalar();
+        using var one = 1.ToScalar();
+        var coefficients = norms.add(epsilon, OwnedScalars.One).reciprocal().mul(max).clamp_max(one);
+        foreach (var p in parameters)
+        {
+            var shape = new long[p.dim()];
+            Array.Fill(shape, 1L);
+            shape[0] = n;
+            p.grad!.mul_(coefficients.view(shape));
         }
     }
 }

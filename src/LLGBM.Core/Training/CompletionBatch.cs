@@ -70,6 +70,22 @@ public sealed class CompletionBatch : IDisposable
     public Tensor Loss(Tensor logits) =>
         nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]).to_type(ScalarType.Float32), Labels.reshape(-1), ignore_index: Ignore);
 
+    /// <summary>
+    /// Mean cross-entropy over the completion tokens of each of <paramref name="groups"/> consecutive, equal groups of
+    /// rows, [groups]: group g is what <see cref="Loss"/> gives for its rows alone.
+    /// </summary>
+    public Tensor GroupLosses(Tensor logits, int groups)
+    {
+        if (groups <= 0 || logits.shape[0] % groups != 0)
+            throw new LlgbmException($"Completion batch: {logits.shape[0]} rows cannot be split into {groups} equal groups.");
+        using var scope = NewDisposeScope();
+        var tokenLosses = nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[^1]).to_type(ScalarType.Float32), Labels.reshape(-1), ignore_index: Ignore, reduction: nn.Reduction.None);
+        using var ignore = Ignore.ToScalar();
+        var counted = Labels.ne(ignore).to_type(ScalarType.Float32).reshape(groups, -1).sum(1);
+        return (tokenLosses.reshape(groups, -1).sum(1) / counted).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Mean cross-entropy of each example's completion tokens, [B].</summary>
     public Tensor ExampleLosses(Tensor logits)
     {

@@ -52,7 +52,7 @@ public sealed class Qwen2Attention : nn.Module
     {
         using var scope = NewDisposeScope();
         Tensor Project(Linear linear, string name, Tensor input) =>
-            LoraLinear.Apply(input, linear, lora?.Get(LoraTarget.Path(layerIndex, name)), lora?.Dropout ?? 0, training);
+            LoraLinear.Apply(input, linear, lora?.Get(LoraTarget.Path(layerIndex, name)), lora?.Dropout ?? 0, training, lora?.RowsPerAdapter ?? 1);
         var (batch, length) = (x.shape[0], x.shape[1]);
         var q = Project(q_proj, "q_proj", x).view(batch, length, heads, headDim).transpose(1, 2);
         var k = Project(k_proj, "k_proj", x).view(batch, length, kvHeads, headDim).transpose(1, 2);

@@ -34,7 +34,7 @@ public sealed class Qwen2Mlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         Tensor Project(Linear linear, string name, Tensor input) =>
-            LoraLinear.Apply(input, linear, lora?.Get(LoraTarget.Path(layerIndex, name)), lora?.Dropout ?? 0, training);
+            LoraLinear.Apply(input, linear, lora?.Get(LoraTarget.Path(layerIndex, name)), lora?.Dropout ?? 0, training, lora?.RowsPerAdapter ?? 1);
         var hidden = nn.functional.silu(Project(gate_proj, "gate_proj", x)) * Project(up_proj, "up_proj", x);
         return Project(down_proj, "down_proj", hidden).MoveToOuterDisposeScope();
     }
