@@ -328,4 +328,68 @@ let tests =
 
                     Expect.isGreaterThan bNorm 0.0 $"{key}: the adapter has moved from its no-op start")
         }
+        test "Shared initialisation starts every teacher from one A; shared-frozen (LoRA-FA) keeps it and trains B" {
+            SafetensorsTests.Kit.withTempDir (fun root ->
+                let baseDir, suite = fixture root
+                use model = Qwen2Checkpoint.Load baseDir
+                let tokenizer = LLGBM.Text.Tokenizers.Load baseDir
+
+                let tasks =
+                    [| "upper"; "add-2" |]
+                    |> Array.map (fun n -> TaskDirectory.Load(Path.Combine(suite, n)))
+
+                let perTask = TeacherTrainingSettings()
+                let shared = TeacherTrainingSettings(Initialisation = TeacherInitialisation.Shared)
+
+                Expect.notEqual
+                    (perTask.InitialisationSeed "upper")
+                    (perTask.InitialisationSeed "add-2")
+                    "per task: own draws"
+
+                Expect.equal (shared.InitialisationSeed "upper") (shared.InitialisationSeed "add-2") "shared: one draw"
+                Expect.notEqual (perTask.Key()) (shared.Key()) "the pool's key tells them apart"
+
+                let frozen =
+                    TeacherTrainingSettings(
+                        Steps = 4,
+                        BatchSize = 4,
+                        WarmupSteps = 1,
+                        Checkpoints = 1,
+                        Every = 1,
+                        Initialisation = TeacherInitialisation.SharedFrozen
+                    )
+
+                use initial =
+                    LoraSet.Initialize(frozen.Lora, model.Config, int64 (frozen.InitialisationSeed "upper"))
+
+                let check (label: string) (adapter: LoraSet) =
+                    for KeyValue(path, m) in adapter.Modules do
+                        Expect.equal
+                            (maxAbsDiff m.A initial.Modules[path].A)
+                            0.0
+                            $"{label} {path}: A is the shared draw"
+
+                    Expect.isGreaterThan
+                        (adapter.Modules.Values
+                         |> Seq.sumBy (fun m -> m.B.abs().sum().item<float32>() |> float))
+                        0.0
+                        $"{label}: B has learned"
+
+                for task in tasks do
+                    TeacherTrainer.Train(
+                        model,
+                        tokenizer,
+                        task,
+                        frozen,
+                        (fun _ adapter _ -> check task.Spec.Name adapter)
+                    )
+
+                TeacherTrainer.TrainBatched(
+                    model,
+                    tokenizer,
+                    tasks,
+                    frozen,
+                    (fun t _ adapter _ -> check $"batched {t}" adapter)
+                ))
+        }
     ]

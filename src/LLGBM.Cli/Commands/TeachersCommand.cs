@@ -61,13 +61,21 @@ public static class TeachersCommand
             Description = "i/n: train only shard i (0-based) of n, e.g. one Slurm array task each.",
             DefaultValueFactory = _ => "0/1",
         };
+        var init = new Option<string>("--init")
+        {
+            Description = "How the teachers' A factors start: per-task (each task its own draw), shared (one draw for the whole pool) " +
+                "or shared-frozen (that shared A is never trained: LoRA-FA, only B learns).",
+            DefaultValueFactory = _ => "per-task",
+        };
+        init.AcceptOnlyFromAmong("per-task", "shared", "shared-frozen");
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N.", DefaultValueFactory = _ => TorchChoices.DefaultDevice };
         var command = new Command(
             "train",
             "Trains teacher LoRAs (bare prompts, answer-only loss) and writes PEFT adapters, TASK/teacher.json and the pool's manifest.json; " +
             "finished tasks are skipped. Progress goes to standard error: a progress bar per task on a terminal, otherwise a line every 50 steps.")
         {
-            baseModel, tasks, output, only, steps, batch, lr, rank, alpha, targets, checkpoints, every, seed, evalLimit, atOnce, shard, device,
+            baseModel, tasks, output, only, steps, batch, lr, rank, alpha, targets, checkpoints, every, seed, evalLimit, init, atOnce, shard,
+            device,
         };
         CommandAction.Set(command, parse =>
         {
@@ -87,6 +95,12 @@ public static class TeachersCommand
                 Every = parse.GetValue(every),
                 Seed = parse.GetValue(seed),
                 EvaluationLimit = parse.GetValue(evalLimit),
+                Initialisation = parse.GetValue(init) switch
+                {
+                    "shared" => TeacherInitialisation.Shared,
+                    "shared-frozen" => TeacherInitialisation.SharedFrozen,
+                    _ => TeacherInitialisation.PerTask,
+                },
                 Device = TorchChoices.Device(parse.GetValue(device)!),
             };
             var err = CommandAction.Err(parse);

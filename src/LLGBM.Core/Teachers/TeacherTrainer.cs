@@ -36,19 +36,19 @@ public static class TeacherTrainer
         var examples = task.Train.Select(e => CompletionExamples.Encode(tokenizer, task.Spec, e, PromptFormat.Bare)).ToArray();
         if (examples.Length == 0)
             throw new LlgbmException($"Teacher training: task {task.Spec.Name} has no training examples.");
-        var seed = SyntheticSuite.TaskSeed(settings.Seed, task.Spec.Name);
-        var random = new Random(seed);
+        var random = new Random(SyntheticSuite.TaskSeed(settings.Seed, task.Spec.Name));
         var keep = settings.CheckpointSteps().ToHashSet();
         var frozen = model.parameters().Select(p => (p, p.requires_grad)).ToList();
         var wasTraining = model.training;
-        using var adapter = LoraSet.Initialize(settings.Lora, model.Config, seed, settings.Device, model.Dtype);
+        using var adapter = LoraSet.Initialize(settings.Lora, model.Config, settings.InitialisationSeed(task.Spec.Name), settings.Device, model.Dtype);
+        var trained = Trainable(adapter, settings);
         try
         {
             foreach (var (p, _) in frozen)
                 p.requires_grad = false;
             model.train();
             var schedule = new LearningRateSchedule { Peak = settings.LearningRate, WarmupSteps = settings.WarmupSteps, TotalSteps = settings.Steps };
-            using var optimizer = new AdamWWithOwnedScalars(adapter.Parameters(), settings.LearningRate, weight_decay: settings.WeightDecay);
+            using var optimizer = new AdamWWithOwnedScalars(trained, settings.LearningRate, weight_decay: settings.WeightDecay);
             var lossSum = 0.0;
             var lossCount = 0;
             for (var step = 0; step < settings.Steps; step++)
@@ -67,7 +67,7 @@ public static class TeacherTrainer
                 if (!float.IsFinite(value))
                     throw new LlgbmException($"Teacher training on {task.Spec.Name} diverged at step {step}: the loss is {value}. Lower the learning rate.");
                 loss.backward();
-                nn.utils.clip_grad_norm_(adapter.Parameters(), settings.ClipNorm);
+                nn.utils.clip_grad_norm_(trained, settings.ClipNorm);
                 optimizer.step();
                 lossSum += value;
                 lossCount++;
@@ -118,7 +118,7 @@ public static class TeacherTrainer
         var frozen = model.parameters().Select(p => (p, p.requires_grad)).ToList();
         var wasTraining = model.training;
         using var adapters = Stacked(settings, model, tasks);
-        var parameters = adapters.Parameters().ToList();
+        var parameters = Trainable(adapters, settings);
         try
         {
             foreach (var (p, _) in frozen)
@@ -176,12 +176,22 @@ public static class TeacherTrainer
         }
     }
 
+    // The factors the optimiser trains: A and B, or B alone under LoRA-FA (A then keeps its initial value and no gradient).
+    static List<Parameter> Trainable(LoraSet adapter, TeacherTrainingSettings settings)
+    {
+        if (settings.TrainsA)
+            return [.. adapter.Parameters()];
+        foreach (var m in adapter.Modules.Values)
+            m.A!.requires_grad = false;
+        return [.. adapter.Modules.Values.Select(m => (Parameter)m.B!)];
+    }
+
     // The teachers' initial adapters (each as Train initialises it, from its task's seed) stacked into one set of
     // trainable factors A [N, r, in], B [N, out, r].
     static LoraSet Stacked(TeacherTrainingSettings settings, Qwen2ForCausalLM model, IReadOnlyList<TaskData> tasks)
     {
         var initial = tasks
-            .Select(t => LoraSet.Initialize(settings.Lora, model.Config, SyntheticSuite.TaskSeed(settings.Seed, t.Spec.Name), settings.Device, model.Dtype))
+            .Select(t => LoraSet.Initialize(settings.Lora, model.Config, settings.InitialisationSeed(t.Spec.Name), settings.Device, model.Dtype))
             .ToList();
         try
         {

@@ -41,11 +41,31 @@ public sealed record TeacherTrainingSettings
     /// <summary>Seed of the adapter's initialisation and the example order (combined with the task name).</summary>
     public long Seed { get; init; }
 
+    /// <summary>
+    /// How the teachers' A factors start: <see cref="TeacherInitialisation.PerTask"/> (each task its own seeded draw),
+    /// <see cref="TeacherInitialisation.Shared"/> (one draw from <see cref="Seed"/> for every task of the pool, so that
+    /// neighbouring tasks' adapters share their starting subspace), or <see cref="TeacherInitialisation.SharedFrozen"/>
+    /// (that shared A is never trained: LoRA-FA, Zhang et al., arXiv 2308.03303; only B learns).
+    /// </summary>
+    public TeacherInitialisation Initialisation { get; init; } = TeacherInitialisation.PerTask;
+
     /// <summary>Test examples per kept adapter in its accuracy check (bare prompts).</summary>
     public int EvaluationLimit { get; init; } = 100;
 
     /// <summary>Where to train (not part of <see cref="Key"/>).</summary>
     public Device Device { get; init; } = CPU;
+
+    /// <summary>The seed of the initial adapter of <paramref name="task"/>: its own, or the pool's shared one.</summary>
+    public int InitialisationSeed(string task) =>
+        Initialisation == TeacherInitialisation.PerTask
+            ? Tasks.Synthetic.SyntheticSuite.TaskSeed(Seed, task)
+            : Tasks.Synthetic.SyntheticSuite.TaskSeed(Seed, SharedInitialisationName);
+
+    /// <summary>The name the shared initialisation's seed is derived with (no task has it).</summary>
+    public const string SharedInitialisationName = "(shared initialisation)";
+
+    /// <summary>Whether A is trained (all but <see cref="TeacherInitialisation.SharedFrozen"/>).</summary>
+    public bool TrainsA => Initialisation != TeacherInitialisation.SharedFrozen;
 
     /// <summary>The steps at which adapters are kept.</summary>
     public IReadOnlyList<int> CheckpointSteps() =>
@@ -69,5 +89,19 @@ public sealed record TeacherTrainingSettings
     public string Key() =>
         $"lora r={Lora.Rank} alpha={Lora.Alpha} rs={Lora.UseRsLora} dropout={Lora.Dropout} targets={string.Join(',', Lora.TargetModules)} " +
         $"layers={(Lora.Layers is null ? "all" : string.Join(',', Lora.Layers))} steps={Steps} batch={BatchSize} lr={LearningRate} " +
-        $"warmup={WarmupSteps} wd={WeightDecay} clip={ClipNorm} checkpoints={Checkpoints} every={Every} seed={Seed} eval={EvaluationLimit}";
+        $"warmup={WarmupSteps} wd={WeightDecay} clip={ClipNorm} checkpoints={Checkpoints} every={Every} seed={Seed} eval={EvaluationLimit}" +
+        (Initialisation == TeacherInitialisation.PerTask ? "" : $" init={Initialisation}");
+}
+
+/// <summary>How the teachers of a pool start (<see cref="TeacherTrainingSettings.Initialisation"/>).</summary>
+public enum TeacherInitialisation
+{
+    /// <summary>Each task draws its own A.</summary>
+    PerTask,
+
+    /// <summary>Every task starts from one A drawn once for the pool.</summary>
+    Shared,
+
+    /// <summary>Every task uses one A drawn once for the pool and never trains it (LoRA-FA).</summary>
+    SharedFrozen,
 }
