@@ -29,6 +29,21 @@ let derive (seed: int64) (index: int) : int64 =
     let mutable state = uint64 seed ^^^ (0xD1B54A32D192ED03UL * (uint64 index + 1UL))
     int64 (next &state)
 
+/// `count` independent uniform integers in [0, n) from SplitMix64 seeded with `seed` (e.g. a bootstrap resample's
+/// indices).
+[<CompiledName("Uniform")>]
+let uniform (seed: int64) (n: int) (count: int) : int[] =
+    if n <= 0 || count < 0 then
+        raise (LlgbmException $"Seeds.uniform: need n > 0 and count >= 0, found n = {n}, count = {count}.")
+
+    let result = Array.zeroCreate count
+    let mutable state = uint64 seed
+
+    for i in 0 .. count - 1 do
+        result[i] <- int (below &state (uint64 n))
+
+    result
+
 /// A uniformly random permutation of 0..n−1 (Fisher–Yates driven by SplitMix64 seeded with `seed`):
 /// `result[i]` is the index whose item lands at position i.
 [<CompiledName("Permutation")>]
