@@ -6,6 +6,22 @@ namespace LLGBM.Lora;
 public static class BatchedLoraSets
 {
     /// <summary>
+    /// Unbatched sets of the same modules stacked into one batched set (A [N, r, in], B [N, out, r]; set n is adapter n):
+    /// fresh tensors without gradients, owned by the result.
+    /// </summary>
+    public static LoraSet Stack(IReadOnlyList<LoraSet> sets)
+    {
+        var modules = new Dictionary<string, LoraModule>();
+        using (no_grad())
+            foreach (var (path, first) in sets[0].Modules)
+                modules[path] = LoraModule.LowRank(
+                    stack(sets.Select(s => s.Modules[path].A!).ToArray()).DetachFromDisposeScope(),
+                    stack(sets.Select(s => s.Modules[path].B!).ToArray()).DetachFromDisposeScope(),
+                    first.Scale);
+        return new LoraSet(modules, ownsTensors: true, sets[0].Dropout);
+    }
+
+    /// <summary>
     /// Adapter <paramref name="index"/> of a batched set as an unbatched set (views of the batched tensors; the result
     /// owns fresh view handles and disposes only those).
     /// </summary>

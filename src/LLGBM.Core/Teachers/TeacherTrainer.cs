@@ -33,20 +33,13 @@ public static class TeacherTrainer
         Action<int, LoraSet, double> checkpoint, Action<TeacherProgress>? progress = null)
     {
         settings.Validate();
-        var examples = task.Train.Select(e => CompletionExamples.Encode(tokenizer, task.Spec, e, PromptFormat.Bare)).ToArray();
-        if (examples.Length == 0)
-            throw new LlgbmException($"Teacher training: task {task.Spec.Name} has no training examples.");
+        var examples = Encoded(tokenizer, task);
         var random = new Random(SyntheticSuite.TaskSeed(settings.Seed, task.Spec.Name));
         var keep = settings.CheckpointSteps().ToHashSet();
-        var frozen = model.parameters().Select(p => (p, p.requires_grad)).ToList();
-        var wasTraining = model.training;
         using var adapter = LoraSet.Initialize(settings.Lora, model.Config, settings.InitialisationSeed(task.Spec.Name), settings.Device, model.Dtype);
         var trained = Trainable(adapter, settings);
-        try
+        using (new FrozenBase(model))
         {
-            foreach (var (p, _) in frozen)
-                p.requires_grad = false;
-            model.train();
             var schedule = new LearningRateSchedule { Peak = settings.LearningRate, WarmupSteps = settings.WarmupSteps, TotalSteps = settings.Steps };
             using var optimizer = new AdamWWithOwnedScalars(trained, settings.LearningRate, weight_decay: settings.WeightDecay);
             var lossSum = 0.0;
@@ -81,12 +74,6 @@ public static class TeacherTrainer
                 }
             }
         }
-        finally
-        {
-            foreach (var (p, requiresGrad) in frozen)
-                p.requires_grad = requiresGrad;
-            model.train(wasTraining);
-        }
     }
 
     /// <summary>
@@ -106,24 +93,13 @@ public static class TeacherTrainer
         if (tasks.Count == 0)
             throw new LlgbmException("Teacher training: no tasks to train.");
         var n = tasks.Count;
-        var examples = tasks.Select(task =>
-        {
-            var encoded = task.Train.Select(e => CompletionExamples.Encode(tokenizer, task.Spec, e, PromptFormat.Bare)).ToArray();
-            return encoded.Length > 0
-                ? encoded
-                : throw new LlgbmException($"Teacher training: task {task.Spec.Name} has no training examples.");
-        }).ToArray();
+        var examples = tasks.Select(task => Encoded(tokenizer, task)).ToArray();
         var randoms = tasks.Select(t => new Random(SyntheticSuite.TaskSeed(settings.Seed, t.Spec.Name))).ToArray();
         var keep = settings.CheckpointSteps().ToHashSet();
-        var frozen = model.parameters().Select(p => (p, p.requires_grad)).ToList();
-        var wasTraining = model.training;
         using var adapters = Stacked(settings, model, tasks);
         var parameters = Trainable(adapters, settings);
-        try
+        using (new FrozenBase(model))
         {
-            foreach (var (p, _) in frozen)
-                p.requires_grad = false;
-            model.train();
             var schedule = new LearningRateSchedule { Peak = settings.LearningRate, WarmupSteps = settings.WarmupSteps, TotalSteps = settings.Steps };
             using var optimizer = new AdamWWithOwnedScalars(parameters, settings.LearningRate, weight_decay: settings.WeightDecay);
             var lossSums = new double[n];
@@ -168,9 +144,37 @@ public static class TeacherTrainer
                 }
             }
         }
-        finally
+    }
+
+    // A task's training examples encoded as (prompt, completion) ids, bare prompts.
+    static (IReadOnlyList<int>, IReadOnlyList<int>)[] Encoded(ITokenizer tokenizer, TaskData task)
+    {
+        var examples = task.Train.Select(e => CompletionExamples.Encode(tokenizer, task.Spec, e, PromptFormat.Bare)).ToArray();
+        return examples.Length > 0
+            ? examples
+            : throw new LlgbmException($"Teacher training: task {task.Spec.Name} has no training examples.");
+    }
+
+    // The base model frozen and in training mode while a teacher trains; disposing restores both as they were.
+    sealed class FrozenBase : IDisposable
+    {
+        readonly Qwen2ForCausalLM model;
+        readonly List<(Parameter Parameter, bool RequiresGrad)> parameters;
+        readonly bool wasTraining;
+
+        public FrozenBase(Qwen2ForCausalLM model)
         {
-            foreach (var (p, requiresGrad) in frozen)
+            this.model = model;
+            parameters = [.. model.parameters().Select(p => (p, p.requires_grad))];
+            wasTraining = model.training;
+            foreach (var (p, _) in parameters)
+                p.requires_grad = false;
+            model.train();
+        }
+
+        public void Dispose()
+        {
+            foreach (var (p, requiresGrad) in parameters)
                 p.requires_grad = requiresGrad;
             model.train(wasTraining);
         }
@@ -195,13 +199,10 @@ public static class TeacherTrainer
             .ToList();
         try
         {
-            var modules = new Dictionary<string, LoraModule>();
-            using (no_grad())
-                foreach (var (path, first) in initial[0].Modules)
-                    modules[path] = LoraModule.LowRank(
-                        new Parameter(stack(initial.Select(s => s.Modules[path].A!).ToArray()).DetachFromDisposeScope()),
-                        new Parameter(stack(initial.Select(s => s.Modules[path].B!).ToArray()).DetachFromDisposeScope()),
-                        first.Scale);
+            // Parameter's constructor takes each stacked tensor's handle over, so the stacked set is not disposed.
+            var stacked = BatchedLoraSets.Stack(initial);
+            var modules = stacked.Modules.ToDictionary(
+                kv => kv.Key, kv => kv.Value with { A = new Parameter(kv.Value.A!), B = new Parameter(kv.Value.B!) });
             return new LoraSet(modules, ownsTensors: true, settings.Lora.Dropout) { RowsPerAdapter = settings.BatchSize };
         }
         finally

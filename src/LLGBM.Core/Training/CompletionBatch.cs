@@ -72,7 +72,8 @@ public sealed class CompletionBatch : IDisposable
 
     /// <summary>
     /// Mean cross-entropy over the completion tokens of each of <paramref name="groups"/> consecutive, equal groups of
-    /// rows, [groups]: group g is what <see cref="Loss"/> gives for its rows alone.
+    /// rows, [groups]: group g is what <see cref="Loss"/> gives for its rows alone (0 for a group without completion
+    /// tokens).
     /// </summary>
     public Tensor GroupLosses(Tensor logits, int groups)
     {
@@ -82,22 +83,13 @@ public sealed class CompletionBatch : IDisposable
         var tokenLosses = nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[^1]).to_type(ScalarType.Float32), Labels.reshape(-1), ignore_index: Ignore, reduction: nn.Reduction.None);
         using var ignore = Ignore.ToScalar();
-        var counted = Labels.ne(ignore).to_type(ScalarType.Float32).reshape(groups, -1).sum(1);
+        using var one = 1.ToScalar();
+        var counted = Labels.ne(ignore).to_type(ScalarType.Float32).reshape(groups, -1).sum(1).clamp_min(one);
         return (tokenLosses.reshape(groups, -1).sum(1) / counted).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Mean cross-entropy of each example's completion tokens, [B].</summary>
-    public Tensor ExampleLosses(Tensor logits)
-    {
-        using var scope = NewDisposeScope();
-        var (batch, length) = (logits.shape[0], logits.shape[1]);
-        var tokenLosses = nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[^1]).to_type(ScalarType.Float32), Labels.reshape(-1), ignore_index: Ignore, reduction: nn.Reduction.None);
-        using var ignore = Ignore.ToScalar();
-        using var one = 1.ToScalar();
-        var counted = Labels.ne(ignore).to_type(ScalarType.Float32).sum(1).clamp_min(one);
-        return (tokenLosses.view(batch, length).sum(1) / counted).MoveToOuterDisposeScope();
-    }
+    /// <summary>Mean cross-entropy of each example's completion tokens, [B]: <see cref="GroupLosses"/> of one row each.</summary>
+    public Tensor ExampleLosses(Tensor logits) => GroupLosses(logits, (int)logits.shape[0]);
 
     /// <inheritdoc/>
     public void Dispose()

@@ -144,18 +144,7 @@ public sealed class TeacherBank : IDisposable
     }
 
     /// <summary>The adapters at <paramref name="indices"/> as one batched set (fresh stacked tensors, no gradients).</summary>
-    public LoraSet Stack(IReadOnlyList<int> indices)
-    {
-        var first = entries[indices[0]].Adapter;
-        var modules = new Dictionary<string, LoraModule>();
-        using (no_grad())
-            foreach (var (path, m) in first.Modules)
-                modules[path] = LoraModule.LowRank(
-                    stack(indices.Select(i => entries[i].Adapter.Modules[path].A!).ToArray()).DetachFromDisposeScope(),
-                    stack(indices.Select(i => entries[i].Adapter.Modules[path].B!).ToArray()).DetachFromDisposeScope(),
-                    m.Scale);
-        return new LoraSet(modules, ownsTensors: true);
-    }
+    public LoraSet Stack(IReadOnlyList<int> indices) => BatchedLoraSets.Stack([.. indices.Select(i => entries[i].Adapter)]);
 
     /// <summary>
     /// The delta targets of training at <paramref name="indices"/>, [N, Dim] (a fresh tensor): the teachers' own deltas,
